@@ -1,0 +1,32 @@
+# wirelessfl: `make demo` and `make test` are all a new user needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-all bench lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,data]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the quickstart scenario and write its plots
+	$(VENV)/bin/wirelessfl run scenarios/quickstart.yaml --overwrite
+	@echo "plots: results/quickstart/plots/accuracy_vs_latency.png"
+
+test: $(STAMP)  ## the CI suite (fast tests)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)  ## every test, the slow end-to-end ones included
+	$(PY) -m pytest -q -m ""
+
+bench: $(STAMP)  ## benchmarks -> results/bench/
+	$(PY) scripts/bench.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check wirelessfl channels tests scripts
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

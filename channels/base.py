@@ -1,0 +1,190 @@
+"""Channel-model plug-in protocol and the name registry.
+
+This module is the public API for channel plug-in authors. A channel model is a
+class that
+
+* subclasses :class:`Channel`,
+* declares its YAML parameters as a pydantic model in the class attribute ``Params``
+  (``extra="forbid"``, units in the field names),
+* is registered by name with ``@register_channel("name")``,
+* implements ``reset(n_links, rng)`` and ``gains(times_s)``.
+
+External packages can add models without touching this repository through the
+entry-point group ``wirelessfl.channels`` (``name = "package.module:Class"``), and a
+scenario can name any importable class directly as ``"package.module:Class"``.
+
+Only numpy and pydantic are used here: nothing in ``channels/`` knows about torch or
+about federated learning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+T = TypeVar("T")
+
+ENTRY_POINT_GROUP = "wirelessfl.channels"
+
+
+class UnknownNameError(LookupError):
+    """A plug-in name that no registry entry, entry point or import path resolves.
+
+    Attributes
+    ----------
+    name : str
+        The name that was asked for.
+    available : list of str
+        The registered names, sorted.
+    """
+
+    def __init__(self, name: str, available: list[str], detail: str = "") -> None:
+        self.name = name
+        self.available = available
+        self.detail = detail
+        msg = f"unknown name {name!r}; available: {', '.join(available)}"
+        super().__init__(msg + (f" ({detail})" if detail else ""))
+
+
+class Registry(Generic[T]):
+    """A name -> class registry with a decorator, entry points and ``module:Class`` names.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry holds, used in messages (``"channel"``, ``"aggregator"``).
+    entry_point_group : str, optional
+        Entry-point group that external packages use to add entries.
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, type[T]] = {}
+        self._entry_points_loaded = False
+
+    def register(self, name: str):
+        """Class decorator that registers ``cls`` under ``name`` and sets ``cls.name``."""
+
+        def deco(cls: type[T]) -> type[T]:
+            if name in self._entries and self._entries[name] is not cls:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            cls.name = name  # type: ignore[attr-defined]
+            self._entries[name] = cls
+            return cls
+
+        return deco
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded or self.entry_point_group is None:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            if ep.name not in self._entries:
+                self._entries[ep.name] = ep.load()
+
+    def names(self) -> list[str]:
+        """Registered names, sorted (entry points included)."""
+        self._load_entry_points()
+        return sorted(self._entries)
+
+    def get(self, name: str) -> type[T]:
+        """Return the class registered as ``name`` or importable as ``module:Class``.
+
+        Raises
+        ------
+        UnknownNameError
+            When nothing resolves ``name``.
+        """
+        if name in self._entries:
+            return self._entries[name]
+        self._load_entry_points()
+        if name in self._entries:
+            return self._entries[name]
+        if ":" in name:
+            module_name, _, attr = name.partition(":")
+            try:
+                return getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise UnknownNameError(name, self.names(), str(exc)) from None
+        raise UnknownNameError(name, self.names())
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+
+class NoParams(BaseModel):
+    """Parameters of a model that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Channel(ABC):
+    """Small-scale fading of ``n_links`` independent links, as a function of time.
+
+    Subclasses set ``Params`` (a pydantic model of their YAML parameters) and
+    implement :meth:`reset` and :meth:`gains`. The large-scale gain (path loss,
+    shadowing) is applied outside, so ``gains`` has unit mean power for every model
+    unless the model's documentation says otherwise.
+
+    Parameters
+    ----------
+    params : Params
+        Validated parameters.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, set by :func:`register_channel`.
+    coherence_time_s : float
+        Time over which the gain is (approximately) constant, in seconds. Block
+        models are exactly constant within a block; ``inf`` means time-invariant.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    coherence_time_s: float = float("inf")
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.n_links = 0
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> Channel:
+        """Validate ``params`` with ``cls.Params`` and build the model."""
+        return cls(cls.Params.model_validate(params))
+
+    @abstractmethod
+    def reset(self, n_links: int, rng: np.random.Generator) -> None:
+        """Start a new realisation for ``n_links`` links drawing from ``rng`` only."""
+
+    @abstractmethod
+    def gains(self, times_s: np.ndarray) -> np.ndarray:
+        """Power gains ``|h|^2`` at the given times.
+
+        Parameters
+        ----------
+        times_s : ndarray, shape (n_times,)
+            Non-negative times in seconds, in any order. Asking twice for the same
+            time returns the same gain.
+
+        Returns
+        -------
+        ndarray, shape (n_links, n_times)
+            Linear power gains (dimensionless).
+        """
+
+    def block_index(self, times_s: np.ndarray) -> np.ndarray:
+        """Index of the coherence block each time falls in, shape (n_times,)."""
+        if not np.isfinite(self.coherence_time_s):
+            return np.zeros(np.shape(times_s), dtype=np.int64)
+        return np.floor(np.asarray(times_s) / self.coherence_time_s).astype(np.int64)
+
+
+CHANNELS: Registry[Channel] = Registry("channel", ENTRY_POINT_GROUP)
+register_channel = CHANNELS.register

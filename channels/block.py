@@ -1,0 +1,39 @@
+"""Lazily drawn, block-constant fading: the shared machinery of the block models."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+
+from channels.base import Channel
+
+
+class BlockFading(Channel):
+    """A channel whose gain is i.i.d. across coherence blocks and constant within one.
+
+    Blocks are drawn on demand in block-major order (all links of block ``j`` before
+    block ``j + 1``). numpy's Generator fills arrays sequentially, so the gain of
+    block ``j`` does not depend on the order or the chunking of the queries that
+    reached it (a test checks this).
+    """
+
+    def reset(self, n_links: int, rng: np.random.Generator) -> None:
+        self.n_links = int(n_links)
+        self._rng = rng
+        self._blocks = np.empty((0, self.n_links))  # (n_blocks_drawn, n_links)
+
+    @abstractmethod
+    def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
+        """Draw ``n_blocks`` blocks of gains, shape (n_blocks, n_links), block-major."""
+
+    def gains(self, times_s: np.ndarray) -> np.ndarray:
+        idx = self.block_index(np.asarray(times_s, dtype=float))
+        if idx.size and idx.min() < 0:
+            raise ValueError("times_s must be non-negative")
+        need = int(idx.max()) + 1 if idx.size else 0
+        have = self._blocks.shape[0]
+        if need > have:
+            new = max(need - have, have, 64)  # grow geometrically
+            self._blocks = np.vstack([self._blocks, self.draw(self._rng, new, self.n_links)])
+        return self._blocks[idx].T

@@ -1,0 +1,145 @@
+"""Scenario -> components: resolves every plug-in name with one-line, key-named errors.
+
+Everything a run needs is checked here before anything is written: plug-in names
+and options, the device profile, the model and data set names and the presence of
+their optional packages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+import channels  # noqa: F401  (registers the built-in channel models)
+from channels.base import CHANNELS, Registry, UnknownNameError
+from wirelessfl import seeding
+from wirelessfl.errors import PluginError, ScenarioError
+from wirelessfl.network.cell import Cell
+from wirelessfl.network.compute import DEVICE_PROFILES, DeviceProfile
+from wirelessfl.network.pathloss import PATHLOSS
+from wirelessfl.network.placement import place_clients
+from wirelessfl.scenario import Scenario, format_validation_error
+
+
+def resolve(registry: Registry, key: str, name: str, options: dict[str, Any],
+            options_key: str) -> Any:
+    """Instantiate the plug-in ``name`` of ``registry`` with validated ``options``.
+
+    Raises
+    ------
+    PluginError
+        Naming ``key`` for an unknown name, or ``options_key.<field>`` for a bad option.
+    """
+    try:
+        cls = registry.get(name)
+    except UnknownNameError as err:
+        detail = f" ({err.detail})" if err.detail else ""
+        raise PluginError(key, f"unknown {registry.kind} {name!r}{detail}; available: "
+                               f"{', '.join(err.available)}") from None
+    try:
+        params = cls.Params.model_validate(options)
+    except ValidationError as err:
+        k, msg = format_validation_error(err, prefix=options_key)
+        if err.errors()[0]["type"] == "extra_forbidden":
+            msg += f"; {cls.name or name} accepts: {', '.join(cls.Params.model_fields) or 'none'}"
+        raise PluginError(k, msg) from None
+    return cls(params)
+
+
+def device_profile(sc: Scenario) -> DeviceProfile:
+    try:
+        return DEVICE_PROFILES[sc.clients.device]
+    except KeyError:
+        raise ScenarioError("clients.device", f"unknown profile {sc.clients.device!r}; "
+                            f"available: {', '.join(DEVICE_PROFILES)}") from None
+
+
+def build_cell(sc: Scenario) -> Cell:
+    """Place the clients, draw their shadowing and reset their fading channel."""
+    fading = resolve(CHANNELS, "channel.fading.model", sc.channel.fading.model,
+                     sc.channel.fading.params, "channel.fading")
+    pathloss = resolve(PATHLOSS, "channel.pathloss.model", sc.channel.pathloss.model,
+                       sc.channel.pathloss.params, "channel.pathloss")
+    pl = sc.clients.placement
+    k = sc.clients.count
+    d = place_clients(k, pl.model, seeding.rng(sc.seed, "placement"), pl.radius_m,
+                      pl.min_distance_m, pl.distances_m)
+    gain_db = pathloss.gain_db(d, seeding.rng(sc.seed, "shadowing"))
+    fading.reset(k, seeding.rng(sc.seed, "channel"))
+    r = sc.radio
+    return Cell(d, gain_db, fading, r.tx_power_dbm, r.bs_tx_power_dbm, r.noise_psd_dbm_hz,
+                r.noise_figure_db, r.uplink_bandwidth_hz, r.downlink_bandwidth_hz)
+
+
+def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
+    """The aggregator, compressor and controller named in ``method``."""
+    from wirelessfl.compression import COMPRESSORS
+    from wirelessfl.control import CONTROLLERS
+    from wirelessfl.learning.aggregators import AGGREGATORS
+
+    m = sc.method
+    return (
+        resolve(AGGREGATORS, "method.aggregator", m.aggregator, m.aggregator_options,
+                "method.aggregator_options"),
+        resolve(COMPRESSORS, "method.compressor", m.compressor, m.compressor_options,
+                "method.compressor_options"),
+        resolve(CONTROLLERS, "method.controller", m.controller, m.controller_options,
+                "method.controller_options"),
+    )
+
+
+def check_learning(sc: Scenario) -> None:
+    """Model and data set names, and their optional packages."""
+    from wirelessfl.learning.data import DATASETS, bbc_folder
+    from wirelessfl.learning.models import MODELS, minilm_path
+
+    if sc.model.name not in MODELS:
+        raise ScenarioError("model.name", f"unknown model {sc.model.name!r}; available: "
+                            f"{', '.join(MODELS)}")
+    if sc.data.name not in DATASETS:
+        raise ScenarioError("data.name", f"unknown data set {sc.data.name!r}; available: "
+                            f"{', '.join(DATASETS)}")
+    if sc.model.name == "minilm-l6" or sc.data.name != "synthetic":
+        minilm_path()  # the tokenizer ships with the MiniLM package
+    if sc.data.name == "bbc":
+        bbc_folder()
+
+
+def check(sc: Scenario) -> None:
+    """Every build-time check, without training anything."""
+    device_profile(sc)
+    build_cell(sc)
+    build_methods(sc)
+    check_learning(sc)
+
+
+def expected_round_latency_s(cell: Cell, compute_s: float, bits: float, downlink_s: float,
+                             n_rounds: int = 200, seed: int = 0) -> float:
+    """Mean round latency with equal bandwidth and full payloads, by simulation.
+
+    Plays ``n_rounds`` independent rounds of the discrete-event timeline on a fresh
+    realisation of the scenario's channel model (not the run's own draws) and
+    averages their latency, seconds. The timeline, not a closed form, is used
+    because an upload spans several coherence blocks: the mean of ``S / R`` over
+    a single Rayleigh fade is unbounded, the time to push S bits through an
+    evolving channel is not.
+    """
+    from wirelessfl.sim import RoundPlan, play_round
+
+    ch = type(cell.channel)(cell.channel.params)
+    k = len(cell.distance_m)
+    ch.reset(k, np.random.default_rng(seed))
+    links = np.arange(k)
+    c = cell.uplink_c_hz(links)
+    b = np.full(k, cell.uplink_bandwidth_hz / k)
+    tc = ch.coherence_time_s if np.isfinite(ch.coherence_time_s) else 0.0
+    t0, total = 0.0, 0.0
+    for _ in range(n_rounds):
+        plan = RoundPlan(t0, links, downlink_s, np.full(k, compute_s), np.full(k, float(bits)),
+                         b, c)
+        out = play_round(plan, ch)
+        total += out.end_s - t0
+        t0 = out.end_s + tc  # next round starts in a fresh block
+    return total / n_rounds

@@ -1,0 +1,14 @@
+"""Bandwidth / sparsification controllers; importing this package registers them."""
+
+from wirelessfl.control import equal  # noqa: F401
+from wirelessfl.control.base import (
+    CONTROLLERS,
+    Allocation,
+    Controller,
+    LatencyQueue,
+    RoundContext,
+    register_controller,
+)
+
+__all__ = ["CONTROLLERS", "Allocation", "Controller", "LatencyQueue", "RoundContext",
+           "register_controller"]

@@ -1,0 +1,116 @@
+"""The controller interface, its registry and the long-term latency queue.
+
+A controller decides, every round, each selected client's uplink bandwidth and how
+many LoRA ranks it sends. It sees only what a base station would: the CSI at the
+round's start, the clients' compute times and payload sizes. numpy/cvxpy only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel
+
+from channels.base import NoParams, Registry
+from wirelessfl.network.link import shannon_rate_bps
+
+CONTROLLERS: Registry[Controller] = Registry("controller")
+register_controller = CONTROLLERS.register
+
+
+@dataclass
+class RoundContext:
+    """What the controller knows at the start of round ``t`` (n selected clients).
+
+    Attributes
+    ----------
+    round : int
+    client_ids : ndarray of int, shape (n,)
+    c_hz : ndarray, shape (n,)
+        Estimated SNR-bandwidth product ``p beta g / N0`` at the round start, Hz.
+    downlink_s : float
+        Broadcast time of the global adapter, common to all clients, seconds.
+    compute_s : ndarray, shape (n,)
+        Local computation time, seconds.
+    full_bits : ndarray, shape (n,)
+        Payload at full rank, bits.
+    rank : int
+        Structural LoRA rank r.
+    bandwidth_hz : float
+        Total uplink bandwidth B, Hz.
+    latency_budget_s : float or None
+        Long-term average latency budget.
+    queue : float
+        Virtual queue Q(t), seconds.
+    """
+
+    round: int
+    client_ids: np.ndarray
+    c_hz: np.ndarray
+    downlink_s: float
+    compute_s: np.ndarray
+    full_bits: np.ndarray
+    rank: int
+    bandwidth_hz: float
+    latency_budget_s: float | None
+    queue: float
+
+
+@dataclass
+class Allocation:
+    """The controller's decision for the n selected clients.
+
+    Attributes
+    ----------
+    bandwidth_hz : ndarray, shape (n,)
+        ``sum <= B``.
+    keep_ranks : ndarray of int, shape (n,), or None
+        Ranks each client sends; ``None``: all.
+    planned_latency_s : ndarray, shape (n,)
+        Downlink + compute + upload time expected with the round-start CSI, seconds.
+    info : dict
+        Per-round values for ``metrics.csv`` (solve time, fallbacks).
+    """
+
+    bandwidth_hz: np.ndarray
+    keep_ranks: np.ndarray | None
+    planned_latency_s: np.ndarray
+    info: dict[str, float] = field(default_factory=dict)
+
+
+def planned_latency_s(ctx: RoundContext, bandwidth_hz: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """``downlink + compute_k + S_k / R_k(b_k)`` with the round-start CSI, seconds."""
+    rate = shannon_rate_bps(bandwidth_hz, ctx.c_hz)
+    with np.errstate(divide="ignore"):
+        upload = np.where(rate > 0, np.asarray(bits, dtype=float) / rate, np.inf)
+    return ctx.downlink_s + ctx.compute_s + upload
+
+
+class LatencyQueue:
+    """Virtual queue of the long-term latency constraint: Q(t+1) = max(Q + T - T_budget, 0)."""
+
+    def __init__(self, budget_s: float | None) -> None:
+        self.budget_s = budget_s
+        self.value = 0.0
+
+    def update(self, latency_s: float) -> float:
+        if self.budget_s is not None:
+            self.value = max(self.value + latency_s - self.budget_s, 0.0)
+        return self.value
+
+
+class Controller(ABC):
+    """Allocates bandwidth and kept ranks each round."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @abstractmethod
+    def online(self, ctx: RoundContext) -> Allocation:
+        """The allocation for this round."""

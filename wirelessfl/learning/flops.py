@@ -1,0 +1,31 @@
+"""Training FLOPs of one local step, counted once per model with torch's FLOP counter."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def training_step_flops(model: nn.Module, batch_size: int, length: int, vocab_size: int,
+                        device: torch.device) -> int:
+    """FLOPs of one forward + backward pass on a (batch_size, length) batch.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and
+    attention; element-wise work is not counted). The optimiser step is negligible
+    for LoRA and is not included. Parameter gradients are left as they were.
+    """
+    ids = torch.randint(1, vocab_size, (batch_size, length), device=device,
+                        generator=torch.Generator(device=device).manual_seed(0))
+    mask = torch.ones_like(ids)
+    was_training = model.training
+    model.train()
+    saved = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(input_ids=ids, attention_mask=mask).sum().backward()
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            p.grad = saved[n]
+    model.train(was_training)
+    return int(counter.get_total_flops())

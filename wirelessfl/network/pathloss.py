@@ -1,0 +1,85 @@
+"""Large-scale gain models: path loss in dB plus log-normal shadowing.
+
+A path-loss model is a small class registered by name (``channel.pathloss.model``)
+with its YAML parameters as a pydantic ``Params`` model, like the fading plug-ins.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels.base import Registry
+
+SPEED_OF_LIGHT_M_S = 299_792_458.0
+
+PATHLOSS: Registry[PathLoss] = Registry("path-loss model")
+
+
+class PathLoss(ABC):
+    """Distance -> path loss (dB), plus the shadowing standard deviation (dB)."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]]
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @abstractmethod
+    def loss_db(self, distance_m: np.ndarray) -> np.ndarray:
+        """Median path loss in dB, same shape as ``distance_m`` (metres)."""
+
+    @property
+    def shadowing_std_db(self) -> float:
+        return float(getattr(self.params, "shadowing_std_db", 0.0))
+
+    def gain_db(self, distance_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Large-scale gain ``-PL(d) + X``, ``X ~ N(0, shadowing_std_db^2)``, in dB."""
+        d = np.asarray(distance_m, dtype=float)
+        shadow = rng.standard_normal(d.shape) * self.shadowing_std_db
+        return -self.loss_db(d) + shadow
+
+
+class LogDistanceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    exponent: float = Field(3.76, gt=0, description="path-loss exponent n")
+    reference_distance_m: float = Field(1000.0, gt=0, description="reference distance d0")
+    reference_loss_db: float = Field(128.1, description="loss at d0 (128.1 dB: TR 36.814 macro)")
+    shadowing_std_db: float = Field(8.0, ge=0, description="log-normal shadowing std")
+
+
+@PATHLOSS.register("log_distance")
+class LogDistance(PathLoss):
+    """``PL(d) = PL(d0) + 10 n log10(d / d0)`` dB.
+
+    The defaults (``PL(1 km) = 128.1`` dB, ``n = 3.76``, 8 dB shadowing) are the
+    3GPP TR 36.814 macro-cell model at 2 GHz: ``128.1 + 37.6 log10(d_km)``.
+    """
+
+    Params = LogDistanceParams
+
+    def loss_db(self, distance_m: np.ndarray) -> np.ndarray:
+        p = self.params
+        d = np.asarray(distance_m, dtype=float)
+        return p.reference_loss_db + 10.0 * p.exponent * np.log10(d / p.reference_distance_m)
+
+
+class FreeSpaceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    carrier_frequency_hz: float = Field(3.5e9, gt=0, description="carrier frequency f_c")
+    shadowing_std_db: float = Field(0.0, ge=0, description="log-normal shadowing std")
+
+
+@PATHLOSS.register("free_space")
+class FreeSpace(PathLoss):
+    """Friis free-space loss ``20 log10(4 pi d f_c / c)`` dB."""
+
+    Params = FreeSpaceParams
+
+    def loss_db(self, distance_m: np.ndarray) -> np.ndarray:
+        d = np.asarray(distance_m, dtype=float)
+        f = self.params.carrier_frequency_hz
+        return 20.0 * np.log10(4.0 * np.pi * d * f / SPEED_OF_LIGHT_M_S)

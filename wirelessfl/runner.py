@@ -1,0 +1,339 @@
+"""The one round loop: wires the network, learning, compression and control together.
+
+``Simulation`` builds every component from a :class:`Scenario` (before anything is
+written), then :meth:`Simulation.run` plays the rounds of DESIGN.md section 2:
+
+1. broadcast the global adapter (downlink time from its bits),
+2. the selected clients train locally (real PyTorch) -> compute time from FLOPs,
+3. the controller allocates bandwidth and kept ranks from the round-start CSI,
+4. each update is compressed to its payload,
+5. the uplinks are played on the evolving channel (simpy),
+6. the aggregator combines what arrived in time,
+7. evaluate, log the round, update the latency queue.
+
+Simulated time comes only from models (FLOPs, bits, rates), never from the host
+clock, so the same scenario and seed give the same metrics on the same machine.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from wirelessfl import build, seeding
+from wirelessfl.control import LatencyQueue, RoundContext
+from wirelessfl.learning.adapter import State, get_state, numels, set_state
+from wirelessfl.learning.client import LocalTrainer
+from wirelessfl.learning.data import (
+    TokenData,
+    make_synthetic,
+    read_bbc,
+    stratified_split,
+    tokenize,
+)
+from wirelessfl.learning.flops import training_step_flops
+from wirelessfl.learning.models import build_base, load_tokenizer, wrap_lora
+from wirelessfl.learning.partition import dirichlet_partition, iid_partition
+from wirelessfl.network.payload import dense_bits
+from wirelessfl.results import ResultsWriter, package_versions
+from wirelessfl.scenario import Scenario
+from wirelessfl.sim import RoundPlan, play_round
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from wirelessfl.errors import ScenarioError
+
+        raise ScenarioError("compute.device", "cuda was asked for but no GPU is available; "
+                            "use auto or cpu")
+    return torch.device(name)
+
+
+def load_data(sc: Scenario) -> TokenData:
+    """The scenario's data set, tokenised to ``model.max_length``."""
+    if sc.data.name == "synthetic":
+        s = sc.data.synthetic
+        return make_synthetic(s.num_samples, s.num_classes, s.vocab_size, s.signal_tokens,
+                              sc.model.max_length, seeding.rng(sc.seed, "data"))
+    texts, labels, names = read_bbc()
+    return tokenize(texts, labels, names, load_tokenizer(), sc.model.max_length)
+
+
+@dataclass
+class ClientShards:
+    """Training shards per client and the held-out test indices."""
+
+    train: list[np.ndarray]
+    test: np.ndarray
+
+
+def split_data(sc: Scenario, data: TokenData) -> ClientShards:
+    labels = data.labels.numpy()
+    train, test = stratified_split(labels, sc.data.test_fraction, seeding.rng(sc.seed, "data", 1))
+    part = sc.data.partition
+    prng = seeding.rng(sc.seed, "partition")
+    if part.scheme == "iid":
+        shards = iid_partition(train, sc.clients.count, prng)
+    else:
+        shards = dirichlet_partition(train, labels, sc.clients.count, part.alpha, prng,
+                                     part.min_samples)
+    return ClientShards(shards, test)
+
+
+class Simulation:
+    """A scenario, built and ready to run.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A validated scenario.
+    """
+
+    def __init__(self, scenario: Scenario) -> None:
+        sc = self.sc = scenario
+        build.check_learning(sc)
+        self.profile = build.device_profile(sc)
+        self.cell = build.build_cell(sc)
+        self.aggregator, self.compressor, self.controller = build.build_methods(sc)
+        self.device = resolve_device(sc.compute.device)
+        if sc.compute.torch_threads:
+            torch.set_num_threads(sc.compute.torch_threads)
+
+        self.data = load_data(sc)
+        self.shards = split_data(sc, self.data)
+        base = build_base(sc.model.name, self.data.num_labels, self.data.vocab_size,
+                          sc.model.max_length, sc.model.pooling,
+                          seeding.int_seed(sc.seed, "torch_init", 0))
+        lora = sc.model.lora
+        self.model = wrap_lora(base, lora.rank, lora.alpha, lora.dropout, lora.target_modules,
+                               seeding.int_seed(sc.seed, "torch_init", 1)).to(self.device)
+        self.trainer = LocalTrainer(self.model, self.data, self.device, sc.clients.local_steps,
+                                    sc.clients.batch_size, sc.clients.learning_rate,
+                                    sc.clients.weight_decay)
+        self.initial_state = get_state(self.model)
+        self.numels = numels(self.initial_state)
+        self.step_flops = training_step_flops(self.model, sc.clients.batch_size,
+                                              sc.model.max_length, self.data.vocab_size,
+                                              self.device)
+        set_state(self.model, self.initial_state)
+
+    # ------------------------------------------------------------------ planning numbers
+
+    @property
+    def round_flops(self) -> float:
+        """Training FLOPs of one client's local round."""
+        return float(self.step_flops * self.sc.clients.local_steps)
+
+    @property
+    def compute_s(self) -> float:
+        """Local computation time of one round on the scenario's device profile, s."""
+        return self.profile.compute_time_s(self.round_flops)
+
+    @property
+    def full_bits(self) -> int:
+        """Uplink payload at full rank, bits."""
+        return self.compressor.payload_bits(self.numels, self.sc.radio.bits_per_value, None)
+
+    @property
+    def broadcast_bits(self) -> int:
+        """Downlink payload of the global adapter, bits."""
+        return dense_bits(self.numels.values(), self.sc.radio.bits_per_value)
+
+    def plan_summary(self) -> dict[str, Any]:
+        """What ``wirelessfl validate`` prints: sizes and the expected round latency."""
+        sc = self.sc
+        links = np.arange(sc.clients.count)
+        dl = self.cell.broadcast_time_s(self.broadcast_bits, links, 0.0)
+        return {
+            "clients": sc.clients.count,
+            "clients_per_round": self.n_selected,
+            "train_examples": int(sum(len(s) for s in self.shards.train)),
+            "test_examples": int(len(self.shards.test)),
+            "trainable_values": int(sum(self.numels.values())),
+            "uplink_bits_per_client_full_rank": self.full_bits,
+            "uplink_bits_per_round_full_rank": self.full_bits * self.n_selected,
+            "training_flops_per_client_round": self.round_flops,
+            "compute_s_per_round": self.compute_s,
+            "expected_round_latency_s": build.expected_round_latency_s(
+                self.cell, self.compute_s, self.full_bits, dl, seed=sc.seed),
+            "median_client_distance_m": float(np.median(self.cell.distance_m)),
+        }
+
+    @property
+    def n_selected(self) -> int:
+        k = self.sc.clients.count
+        return max(1, int(round(self.sc.clients.fraction * k)))
+
+    # ------------------------------------------------------------------ the round loop
+
+    def select(self, rng: np.random.Generator) -> np.ndarray:
+        k = self.sc.clients.count
+        if self.n_selected == k:
+            return np.arange(k)
+        return np.sort(rng.choice(k, self.n_selected, replace=False))
+
+    def run(self, writer: ResultsWriter, progress: bool = True) -> dict[str, Any]:
+        """Play every round, writing rows as they finish; return the summary."""
+        sc = self.sc
+        wall0 = time.perf_counter()
+        writer.write_config(sc.to_yaml())
+        state: State = {n: t.clone() for n, t in self.initial_state.items()}
+        queue = LatencyQueue(sc.controller.latency_budget_s)
+        sampling = seeding.rng(sc.seed, "sampling")
+        t_now, cum_up, cum_dn, lat_sum = 0.0, 0, 0, 0.0
+        acc, loss = float("nan"), float("nan")
+        best_acc = float("nan")
+        bar = tqdm(range(sc.rounds), desc=sc.name, unit="round", disable=not progress,
+                   dynamic_ncols=True)
+        for t in bar:
+            sel = self.select(sampling)
+            dl_s = self.cell.broadcast_time_s(self.broadcast_bits, sel, t_now)
+            updates = [
+                self.trainer.train(int(k), self.shards.train[k], state,
+                                   seeding.rng(sc.seed, "client", int(k), t),
+                                   seeding.int_seed(sc.seed, "client", int(k), t, 1))
+                for k in sel
+            ]
+            compute_s = np.full(len(sel), self.compute_s)
+            fading = self.cell.fading_at(t_now)[sel]
+            ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
+                               np.full(len(sel), float(self.full_bits)), sc.model.lora.rank,
+                               sc.radio.uplink_bandwidth_hz, sc.controller.latency_budget_s,
+                               queue.value)
+            alloc = self.controller.online(ctx)
+            keep = alloc.keep_ranks
+            packets = [
+                self.compressor.compress(u, state, sc.radio.bits_per_value,
+                                         None if keep is None else int(keep[i]),
+                                         seeding.rng(sc.seed, "compressor", int(u.client_id), t))
+                for i, u in enumerate(updates)
+            ]
+            bits = np.array([p.payload_bits for p in packets], dtype=float)
+            plan = RoundPlan(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz,
+                             self.cell.uplink_c_hz(sel), sc.sim.deadline_s, sc.sim.max_upload_s)
+            out = play_round(plan, self.cell.channel)
+            received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
+            agg_metrics: dict[str, float] = {}
+            if received:
+                state, agg_metrics = self.aggregator.aggregate(state, received)
+
+            latency = out.end_s - t_now
+            t_now = out.end_s
+            lat_sum += latency
+            up_bits = int(bits[out.received].sum())
+            cum_up += up_bits
+            cum_dn += self.broadcast_bits
+            q_before = queue.value
+            queue.update(latency)
+            last = t == sc.rounds - 1
+            if t % sc.eval.every == 0 or last:
+                acc, loss = self.trainer.evaluate(state, self.shards.test, sc.eval.batch_size)
+                best_acc = acc if np.isnan(best_acc) else max(best_acc, acc)
+            evaluated = t % sc.eval.every == 0 or last
+            row = {
+                "round": t,
+                "sim_time_s": t_now,
+                "round_latency_s": latency,
+                "planned_latency_s": float(np.max(alloc.planned_latency_s)),
+                "avg_latency_s": lat_sum / (t + 1),
+                "downlink_s": dl_s,
+                "uplink_bits": up_bits,
+                "cum_uplink_bits": cum_up,
+                "downlink_bits": self.broadcast_bits,
+                "cum_downlink_bits": cum_dn,
+                "selected": len(sel),
+                "received": int(out.received.sum()),
+                "dropped": int((~out.received).sum()),
+                "queue_s": q_before,
+                "train_loss": float(np.mean([u.train_loss for u in updates])),
+                "accuracy": acc if evaluated else float("nan"),
+                "loss": loss if evaluated else float("nan"),
+                **agg_metrics,
+                **alloc.info,
+            }
+            writer.append_rows("metrics", [row])
+            writer.append_rows("clients", self._client_rows(t, plan, updates, packets, ctx,
+                                                            alloc, out))
+            for i, reason in enumerate(out.drop_reason):
+                if reason:
+                    writer.event({"round": t, "event": "drop", "client": int(sel[i]),
+                                  "reason": reason})
+            writer.event({"round": t, "event": "timeline", "phases": out.events})
+            bar.set_postfix(sim_s=f"{t_now:.1f}", acc=f"{acc:.3f}")
+        bar.close()
+
+        set_state(self.model, state)
+        if sc.output.save_adapter:
+            self.model.save_pretrained(str(writer.path / "adapter"))
+        summary = {
+            "name": sc.name,
+            "seed": sc.seed,
+            "rounds": sc.rounds,
+            "final_accuracy": acc,
+            "best_accuracy": best_acc,
+            "final_loss": loss,
+            "sim_time_s": t_now,
+            "avg_round_latency_s": lat_sum / sc.rounds,
+            "latency_budget_s": sc.controller.latency_budget_s,
+            "total_uplink_bits": cum_up,
+            "total_downlink_bits": cum_dn,
+            "method": sc.method.model_dump(),
+            "device": str(self.device),
+            "torch_threads": torch.get_num_threads(),
+            "wall_time_s": time.perf_counter() - wall0,
+            "versions": package_versions(),
+        }
+        writer.write_summary(summary)
+        return summary
+
+    def _client_rows(self, t, plan, updates, packets, ctx, alloc, out) -> list[dict[str, Any]]:
+        rows = []
+        for i, k in enumerate(plan.links):
+            b = float(alloc.bandwidth_hz[i])
+            rows.append({
+                "round": t,
+                "client": int(k),
+                "num_samples": updates[i].num_samples,
+                "train_loss": updates[i].train_loss,
+                "distance_m": float(self.cell.distance_m[k]),
+                "snr_db": float(10 * np.log10(ctx.c_hz[i] / b)) if b > 0 else float("nan"),
+                "bandwidth_hz": b,
+                "keep_ranks": (ctx.rank if alloc.keep_ranks is None
+                               else int(alloc.keep_ranks[i])),
+                "payload_bits": packets[i].payload_bits,
+                "compute_s": float(ctx.compute_s[i]),
+                "planned_latency_s": float(alloc.planned_latency_s[i]),
+                "realised_latency_s": float(out.finish_s[i] - plan.start_s)
+                if out.received[i] else float("nan"),
+                "received": bool(out.received[i]),
+                "drop_reason": out.drop_reason[i],
+                **updates[i].metrics,
+                **packets[i].metrics,
+            })
+        return rows
+
+
+def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
+                 out_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Build, check the output folder, run and plot; return (folder, summary)."""
+    from wirelessfl.results import check_output_dir
+
+    path = out_dir if out_dir is not None else sc.output_dir
+    check_output_dir(path, overwrite)  # before the (slow) build: fail fast
+    sim = Simulation(sc)
+    writer = ResultsWriter(path, overwrite=overwrite)
+    summary = sim.run(writer, progress=progress)
+    if sc.output.plots:
+        from wirelessfl.plotting import plot_run
+
+        plot_run(path)
+    return path, summary

@@ -1,0 +1,315 @@
+"""Scenario YAML -> validated, typed :class:`Scenario`.
+
+Owns the schema (pydantic models with units in the key names), loading with
+``yaml.safe_load``, ``--set key.path=value`` overrides, JSON Schema export and the
+translation of validation failures into one-line :class:`ScenarioError` messages
+that name the key path and what is allowed. Knows nothing of torch or simulation:
+plug-in names (models, channels, aggregators, ...) are checked when the run is built
+(see :mod:`wirelessfl.build`), with the same one-line errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from wirelessfl.errors import ScenarioError
+
+
+class Section(BaseModel):
+    """A scenario section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlugIn(BaseModel):
+    """A plug-in choice: ``model`` names it, every other key is one of its parameters.
+
+    The parameters are validated by the plug-in's own ``Params`` model when the run
+    is built.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Placement(Section):
+    model: Literal["disk", "ring", "explicit"] = Field(
+        "disk", description="disk: uniform in an annulus; ring: all at radius_m; explicit"
+    )
+    radius_m: float = Field(300.0, gt=0, description="cell radius (disk, ring), metres")
+    min_distance_m: float = Field(10.0, gt=0, description="minimum BS distance (disk), m")
+    distances_m: list[float] | None = Field(
+        None, description="explicit: one distance per client, metres"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Placement:
+        if self.model == "disk" and self.min_distance_m >= self.radius_m:
+            raise ValueError("min_distance_m must be smaller than radius_m")
+        if self.model == "explicit" and not self.distances_m:
+            raise ValueError("placement model 'explicit' needs distances_m (one per client)")
+        if self.distances_m is not None and any(d <= 0 for d in self.distances_m):
+            raise ValueError("distances_m must all be positive")
+        return self
+
+
+class Clients(Section):
+    count: int = Field(10, ge=1, description="number of clients K")
+    fraction: float = Field(1.0, gt=0, le=1, description="share of clients selected per round")
+    device: str = Field("phone", description="compute profile (see `wirelessfl validate`)")
+    local_steps: int = Field(4, ge=1, description="local optimiser steps per round")
+    batch_size: int = Field(16, ge=1, description="local mini-batch size")
+    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    placement: Placement = Field(default_factory=Placement)
+
+
+class Radio(Section):
+    uplink_bandwidth_hz: float = Field(20e6, gt=0, description="total FDMA uplink bandwidth B")
+    downlink_bandwidth_hz: float = Field(20e6, gt=0, description="broadcast downlink bandwidth")
+    tx_power_dbm: float = Field(23.0, description="client transmit power")
+    bs_tx_power_dbm: float = Field(43.0, description="base-station transmit power")
+    noise_psd_dbm_hz: float = Field(-174.0, description="thermal noise power spectral density")
+    noise_figure_db: float = Field(7.0, ge=0, description="receiver noise figure")
+    bits_per_value: int = Field(32, ge=1, le=64, description="bits per transmitted value q")
+
+
+class Channel(Section):
+    fading: PlugIn = Field(
+        default_factory=lambda: PlugIn(model="rayleigh"),
+        description="small-scale fading plug-in (`wirelessfl channels` lists them)",
+    )
+    pathloss: PlugIn = Field(
+        default_factory=lambda: PlugIn(model="log_distance"),
+        description="large-scale path loss and shadowing",
+    )
+
+
+class Lora(Section):
+    rank: int = Field(8, ge=1, description="LoRA rank r")
+    alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["query", "value"], description="module names to adapt"
+    )
+
+
+class Model(Section):
+    name: str = Field("tiny-bert", description="tiny-bert | minilm-l6")
+    max_length: int = Field(64, ge=4, le=512, description="tokens per example")
+    pooling: Literal["mean", "cls"] = Field("mean", description="sentence pooling for the head")
+    lora: Lora = Field(default_factory=Lora)
+
+
+class Partition(Section):
+    scheme: Literal["iid", "dirichlet"] = Field("dirichlet", description="label partition")
+    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration (smaller: less IID)")
+    min_samples: int = Field(8, ge=1, description="minimum training examples per client")
+
+
+class Synthetic(Section):
+    num_samples: int = Field(2000, ge=10, description="examples generated")
+    num_classes: int = Field(4, ge=2, description="classes")
+    vocab_size: int = Field(500, ge=16, description="token ids drawn from [1, vocab_size)")
+    signal_tokens: int = Field(4, ge=1, description="class-keyword tokens per example")
+
+
+class Data(Section):
+    name: str = Field("synthetic", description="synthetic | bbc")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share (stratified)")
+    partition: Partition = Field(default_factory=Partition)
+    synthetic: Synthetic = Field(default_factory=Synthetic)
+
+
+class Method(Section):
+    aggregator: str = Field("fedit", description="aggregation rule")
+    compressor: str = Field("none", description="update compressor")
+    controller: str = Field("equal", description="bandwidth / sparsification controller")
+    aggregator_options: dict[str, Any] = Field(default_factory=dict)
+    compressor_options: dict[str, Any] = Field(default_factory=dict)
+    controller_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Controller(Section):
+    latency_budget_s: float | None = Field(
+        None, gt=0, description="long-term average round-latency budget T_budget, seconds"
+    )
+
+
+class Sim(Section):
+    deadline_s: float | None = Field(
+        None, gt=0, description="per-round deadline; later clients are dropped, seconds"
+    )
+    max_upload_s: float = Field(
+        600.0, gt=0, description="an upload still running this long is an outage, seconds"
+    )
+
+
+class Eval(Section):
+    every: int = Field(1, ge=1, description="evaluate every this many rounds (and the last)")
+    batch_size: int = Field(64, ge=1, description="evaluation batch size")
+
+
+class Compute(Section):
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device")
+    torch_threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's)")
+
+
+class Output(Section):
+    dir: str = Field("results/{name}", description="results folder; {name} is replaced")
+    save_adapter: bool = Field(True, description="write the final peft adapter")
+    plots: bool = Field(True, description="write plots at the end of the run")
+
+
+class Scenario(Section):
+    """A complete, validated scenario."""
+
+    name: str = Field("scenario", pattern=r"^[A-Za-z0-9_.-]+$", description="run name")
+    seed: int = Field(0, ge=0, description="the one seed every random stream derives from")
+    rounds: int = Field(10, ge=1, description="federated rounds")
+    clients: Clients = Field(default_factory=Clients)
+    radio: Radio = Field(default_factory=Radio)
+    channel: Channel = Field(default_factory=Channel)
+    model: Model = Field(default_factory=Model)
+    data: Data = Field(default_factory=Data)
+    method: Method = Field(default_factory=Method)
+    controller: Controller = Field(default_factory=Controller)
+    sim: Sim = Field(default_factory=Sim)
+    eval: Eval = Field(default_factory=Eval)
+    compute: Compute = Field(default_factory=Compute)
+    output: Output = Field(default_factory=Output)
+
+    def cross_check(self) -> None:
+        """Checks that span sections; raise :class:`ScenarioError`."""
+        d = self.clients.placement.distances_m
+        if d is not None and len(d) != self.clients.count:
+            raise ScenarioError(
+                "clients.placement.distances_m",
+                f"has {len(d)} entries; clients.count is {self.clients.count}",
+            )
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output.dir.replace("{name}", self.name))
+
+    def to_yaml(self) -> str:
+        """The resolved scenario (defaults filled in) as YAML."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``key.path=value`` override to a raw scenario dict in place.
+
+    ``value`` is parsed as YAML, so ``3``, ``1e6``, ``true``, ``[1, 2]`` and ``null``
+    get their types.
+    """
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ScenarioError("--set", f"expected key.path=value, got {assignment!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    node = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ScenarioError(".".join(parts[: i + 1]), "is not a section; cannot set a key in it")
+        node = child
+    node[parts[-1]] = parsed
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys allowed in the section that ``loc`` points into, if it is a Section."""
+    model: Any = Scenario
+    for part in loc[:-1]:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = field.annotation
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return None
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> tuple[str, str]:
+    """First error of a pydantic ValidationError as ``(key_path, message)``."""
+    e = err.errors()[0]
+    loc = tuple(e["loc"])
+    key = ".".join(str(p) for p in loc)
+    if prefix:
+        key = f"{prefix}.{key}" if key else prefix
+    if e["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc) if not prefix else None
+        msg = "unknown key"
+        if allowed:
+            msg += f"; allowed: {', '.join(allowed)}"
+        return key, msg
+    msg = e["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if e["type"] not in ("missing",) and "input" in e and not isinstance(e["input"], dict):
+        msg += f" (got {e['input']!r})"
+    return key, msg
+
+
+def parse_scenario(raw: dict[str, Any]) -> Scenario:
+    """Validate a raw dict; raise :class:`ScenarioError` naming the first bad key."""
+    if not isinstance(raw, dict):
+        raise ScenarioError("scenario", "the top level must be a mapping of keys")
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as err:
+        key, msg = format_validation_error(err)
+        raise ScenarioError(key or "scenario", msg) from None
+    scenario.cross_check()
+    return scenario
+
+
+def load_raw(path: str | Path) -> dict[str, Any]:
+    """Read a scenario YAML file into a dict (no validation)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError("scenario file", f"{str(p)!r} does not exist or is not a file")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ScenarioError("scenario file", f"{p}{where}: {problem}") from None
+    return raw if raw is not None else {}
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Load, override and validate a scenario file."""
+    raw = load_raw(path)
+    if not isinstance(raw, dict):
+        raise ScenarioError("scenario", "the top level must be a mapping of keys")
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    return parse_scenario(raw)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the scenario format, for editors."""
+    schema = Scenario.model_json_schema()
+    schema["title"] = "wirelessfl scenario"
+    return schema
