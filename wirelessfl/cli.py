@@ -82,8 +82,8 @@ def cmd_channels(args: argparse.Namespace) -> int:
     from channels.base import CHANNELS
     from wirelessfl.network.pathloss import PATHLOSS
 
-    for title, reg, key in (("fading models (channel.fading.model)", CHANNELS, "fading"),
-                            ("path-loss models (channel.pathloss.model)", PATHLOSS, "pathloss")):
+    for title, reg in (("fading models (channel.fading.model)", CHANNELS),
+                       ("path-loss models (channel.pathloss.model)", PATHLOSS)):
         print(title)
         for name in reg.names():
             cls = reg.get(name)

@@ -64,7 +64,7 @@ class Placement(Section):
 class Clients(Section):
     count: int = Field(10, ge=1, description="number of clients K")
     fraction: float = Field(1.0, gt=0, le=1, description="share of clients selected per round")
-    device: str = Field("phone", description="compute profile (see `wirelessfl validate`)")
+    device: str = Field("phone", description="compute profile: iot | phone | jetson | laptop_gpu")
     local_steps: int = Field(4, ge=1, description="local optimiser steps per round")
     batch_size: int = Field(16, ge=1, description="local mini-batch size")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
@@ -103,7 +103,9 @@ class Lora(Section):
 
 
 class Model(Section):
-    name: str = Field("tiny-bert", description="tiny-bert | minilm-l6")
+    name: str = Field(
+        "tiny-bert", description="tiny-bert (random init, tests) | minilm-l6 (pretrained)"
+    )
     max_length: int = Field(64, ge=4, le=512, description="tokens per example")
     pooling: Literal["mean", "cls"] = Field("mean", description="sentence pooling for the head")
     lora: Lora = Field(default_factory=Lora)
@@ -123,7 +125,7 @@ class Synthetic(Section):
 
 
 class Data(Section):
-    name: str = Field("synthetic", description="synthetic | bbc")
+    name: str = Field("synthetic", description="synthetic | bbc (BBC News, needs the [data] extra)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share (stratified)")
     partition: Partition = Field(default_factory=Partition)
     synthetic: Synthetic = Field(default_factory=Synthetic)
@@ -133,9 +135,12 @@ class Method(Section):
     aggregator: str = Field("fedit", description="aggregation rule")
     compressor: str = Field("none", description="update compressor")
     controller: str = Field("equal", description="bandwidth / sparsification controller")
-    aggregator_options: dict[str, Any] = Field(default_factory=dict)
-    compressor_options: dict[str, Any] = Field(default_factory=dict)
-    controller_options: dict[str, Any] = Field(default_factory=dict)
+    aggregator_options: dict[str, Any] = Field(
+        default_factory=dict, description="the aggregator's own options (validated by it)")
+    compressor_options: dict[str, Any] = Field(
+        default_factory=dict, description="the compressor's own options (validated by it)")
+    controller_options: dict[str, Any] = Field(
+        default_factory=dict, description="the controller's own options (validated by it)")
 
 
 class Controller(Section):
@@ -229,7 +234,8 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ScenarioError(".".join(parts[: i + 1]), "is not a section; cannot set a key in it")
+            raise ScenarioError(".".join(parts[: i + 1]),
+                                "is not a section; cannot set a key in it")
         node = child
     node[parts[-1]] = parsed
 

@@ -106,8 +106,17 @@ def build_base(name: str, num_labels: int, vocab_size: int, max_length: int, poo
                              max_position_embeddings=max(max_length, 64))
             encoder = BertModel(cfg, add_pooling_layer=False)
         elif name == "minilm-l6":
+            from transformers.utils import logging as hf_logging
+
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            encoder = AutoModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
+            level = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # the unused pooler's load report is noise
+            hf_logging.disable_progress_bar()
+            try:
+                encoder = AutoModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
+            finally:
+                hf_logging.set_verbosity(level)
+                hf_logging.enable_progress_bar()
         else:  # guarded by build-time validation
             raise ValueError(f"unknown model {name!r}")
         return SequenceClassifier(encoder, encoder.config.hidden_size, num_labels, pooling)

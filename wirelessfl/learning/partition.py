@@ -7,7 +7,8 @@ import numpy as np
 from wirelessfl.errors import ScenarioError
 
 
-def iid_partition(indices: np.ndarray, n_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
+def iid_partition(indices: np.ndarray, n_clients: int,
+                  rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffle and deal ``indices`` into ``n_clients`` near-equal shards."""
     perm = rng.permutation(indices)
     return [np.sort(s) for s in np.array_split(perm, n_clients)]

@@ -1,0 +1,130 @@
+"""Benchmarks: simulator overhead against a bare PyTorch + peft loop.
+
+Writes ``results/bench/overhead.json``. For each case the same model, data, client
+shards, local steps, batch size and evaluations are run twice: once by
+``wirelessfl`` (the full round loop: channel, simpy timeline, controller, results
+files) and once by a plain loop that only trains, averages and evaluates. The
+ratio of their wall times is the simulator's overhead factor (1.0 = free).
+
+Usage: python scripts/bench.py [--cases tiny,minilm] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from wirelessfl.learning.models import build_base, wrap_lora
+from wirelessfl.results import ResultsWriter, package_versions
+from wirelessfl.runner import Simulation, load_data, split_data
+from wirelessfl.scenario import parse_scenario
+
+CASES = {
+    "tiny": {
+        "name": "bench-tiny", "seed": 0, "rounds": 5,
+        "clients": {"count": 4, "local_steps": 5, "batch_size": 16, "device": "jetson"},
+        "model": {"name": "tiny-bert", "max_length": 16, "lora": {"rank": 4, "alpha": 8}},
+        "data": {"name": "synthetic", "synthetic": {"num_samples": 600}},
+        "output": {"plots": False, "save_adapter": False},
+    },
+    "minilm": {
+        "name": "bench-minilm", "seed": 0, "rounds": 2,
+        "clients": {"count": 4, "local_steps": 3, "batch_size": 16, "device": "jetson"},
+        "model": {"name": "minilm-l6", "max_length": 64, "lora": {"rank": 8, "alpha": 16}},
+        "data": {"name": "bbc", "partition": {"scheme": "dirichlet", "alpha": 0.5}},
+        "eval": {"every": 2},
+        "output": {"plots": False, "save_adapter": False},
+    },
+}
+
+
+def bare_loop(sc) -> float:
+    """Same training, FedAvg and evaluation as the scenario, in plain PyTorch + peft."""
+    t0 = time.perf_counter()
+    data = load_data(sc)
+    shards = split_data(sc, data)
+    model = wrap_lora(build_base(sc.model.name, data.num_labels, data.vocab_size,
+                                 sc.model.max_length, sc.model.pooling, 0),
+                      sc.model.lora.rank, sc.model.lora.alpha, 0.0, sc.model.lora.target_modules,
+                      1)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    glob = {n: p.detach().clone() for n, p in params.items()}
+    gen = torch.Generator().manual_seed(0)
+    steps, bs = sc.clients.local_steps, sc.clients.batch_size
+    for t in range(sc.rounds):
+        acc = {n: torch.zeros_like(v) for n, v in glob.items()}
+        total = sum(len(s) for s in shards.train)
+        for shard in shards.train:
+            with torch.no_grad():
+                for n, p in params.items():
+                    p.copy_(glob[n])
+            model.train()
+            opt = torch.optim.AdamW(params.values(), lr=sc.clients.learning_rate)
+            for _ in range(steps):
+                idx = torch.as_tensor(shard)[torch.randint(len(shard), (bs,), generator=gen)]
+                loss = F.cross_entropy(model(input_ids=data.input_ids[idx],
+                                             attention_mask=data.attention_mask[idx]),
+                                       data.labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            for n, p in params.items():
+                acc[n] += p.detach() * (len(shard) / total)
+        glob = acc
+        if t % sc.eval.every == 0 or t == sc.rounds - 1:
+            with torch.no_grad():
+                for n, p in params.items():
+                    p.copy_(glob[n])
+                model.eval()
+                for s in range(0, len(shards.test), sc.eval.batch_size):
+                    i = torch.as_tensor(shards.test[s : s + sc.eval.batch_size])
+                    model(input_ids=data.input_ids[i], attention_mask=data.attention_mask[i])
+    return time.perf_counter() - t0
+
+
+def wirelessfl_run(sc) -> float:
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        Simulation(sc).run(ResultsWriter(Path(tmp) / "run"), progress=False)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="tiny,minilm")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default="results/bench")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"host": {"machine": platform.machine(), "processor": platform.processor(),
+                       "torch_threads": torch.get_num_threads(),
+                       "cuda": torch.cuda.is_available()},
+              "versions": package_versions(), "cases": {}}
+    for name in args.cases.split(","):
+        sc = parse_scenario(CASES[name])
+        bare = min(bare_loop(sc) for _ in range(args.repeats))
+        sim = min(wirelessfl_run(sc) for _ in range(args.repeats))
+        report["cases"][name] = {
+            "scenario": CASES[name],
+            "client_steps": sc.rounds * sc.clients.count * sc.clients.local_steps,
+            "bare_pytorch_peft_s": round(bare, 4),
+            "wirelessfl_run_s": round(sim, 4),
+            "overhead_ratio": round(sim / bare, 4),
+        }
+        print(f"{name}: bare {bare:.2f} s, wirelessfl {sim:.2f} s, ratio {sim / bare:.3f}")
+    (out / "overhead.json").write_text(json.dumps(report, indent=2))
+    print(f"wrote {out / 'overhead.json'}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,65 @@
+"""Channel plug-ins against closed forms, and the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from channels import CHANNELS, UnknownNameError
+from channels.awgn import AWGN
+from channels.rayleigh import BlockRayleigh, RayleighParams
+
+
+def rayleigh(n_links=1000, tc=0.01, seed=1):
+    ch = BlockRayleigh(RayleighParams(coherence_time_s=tc))
+    ch.reset(n_links, np.random.default_rng(seed))
+    return ch
+
+
+def test_rayleigh_power_is_exponential_with_unit_mean():
+    ch = rayleigh(n_links=200)
+    g = ch.gains((np.arange(500) + 0.5) * 0.01).ravel()  # 100k independent blocks
+    assert g.shape == (100_000,)
+    assert abs(g.mean() - 1.0) < 0.015  # std of the mean is 1/sqrt(1e5) = 0.003
+    assert stats.kstest(g, "expon").pvalue > 0.01
+
+
+def test_rayleigh_ks_rejects_a_wrong_law():
+    g = rayleigh(n_links=200).gains((np.arange(500) + 0.5) * 0.01).ravel()
+    assert stats.kstest(g, "expon", args=(0, 1.2)).pvalue < 1e-6  # mean 1.2: must fail
+
+
+def test_block_fading_is_constant_within_a_block_and_changes_across():
+    ch = rayleigh(n_links=5, tc=0.1)
+    g = ch.gains(np.array([0.0, 0.05, 0.0999, 0.1, 0.25]))
+    assert np.all(g[:, 0] == g[:, 1]) and np.all(g[:, 1] == g[:, 2])
+    assert np.all(g[:, 2] != g[:, 3]) and np.all(g[:, 3] != g[:, 4])
+
+
+def test_gains_do_not_depend_on_query_order():
+    t = np.array([3.21, 0.0, 12.5, 0.7, 7.77])
+    a = rayleigh(n_links=7).gains(t)
+    ch = rayleigh(n_links=7)
+    for j in np.argsort(-t):  # far blocks first, one at a time
+        assert np.array_equal(ch.gains(t[[j]])[:, 0], a[:, j])
+
+
+def test_same_generator_seed_same_gains_other_seed_differs():
+    t = np.linspace(0, 1, 11)
+    assert np.array_equal(rayleigh(seed=4).gains(t), rayleigh(seed=4).gains(t))
+    assert not np.array_equal(rayleigh(seed=4).gains(t), rayleigh(seed=5).gains(t))
+
+
+def test_awgn_is_unit_gain():
+    ch = AWGN()
+    ch.reset(3, np.random.default_rng(0))
+    assert np.array_equal(ch.gains(np.array([0.0, 1.0])), np.ones((3, 2)))
+
+
+def test_registry_names_and_import_path():
+    assert {"awgn", "rayleigh"} <= set(CHANNELS.names())
+    assert CHANNELS.get("channels.rayleigh:BlockRayleigh") is BlockRayleigh
+    with pytest.raises(UnknownNameError) as err:
+        CHANNELS.get("raleigh")
+    assert "rayleigh" in str(err.value)

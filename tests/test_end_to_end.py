@@ -1,0 +1,122 @@
+"""Whole runs of a tiny scenario: results files, reproducibility, output safety."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from peft import PeftModel
+
+from wirelessfl.cli import main
+from wirelessfl.learning.adapter import get_state
+from wirelessfl.learning.models import build_base
+from wirelessfl.results import read_csv
+from wirelessfl.runner import run_scenario
+from wirelessfl.scenario import parse_scenario
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from tests.conftest import TINY
+
+    raw = json.loads(json.dumps(TINY))
+    raw["output"] = {"dir": str(tmp_path_factory.mktemp("run") / "tiny"), "plots": True}
+    path, summary = run_scenario(parse_scenario(raw), progress=False)
+    return path, summary, raw
+
+
+def test_run_writes_every_results_file(tiny_run):
+    path, summary, _ = tiny_run
+    for name in ("config.yaml", "metrics.csv", "clients.csv", "events.jsonl", "summary.json",
+                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
+                 "plots/accuracy_vs_latency.png", "plots/accuracy_vs_latency.pdf",
+                 "plots/accuracy_vs_uplink_bits.png"):
+        assert (path / name).is_file(), name
+    rows = read_csv(path / "metrics.csv")
+    assert len(rows) == 3
+    for col in ("round", "sim_time_s", "round_latency_s", "uplink_bits", "accuracy", "loss"):
+        assert col in rows[0]
+    assert len(read_csv(path / "clients.csv")) == 3 * 3
+    s = json.loads((path / "summary.json").read_text())
+    assert s["seed"] == 3 and 0.0 <= s["final_accuracy"] <= 1.0
+    assert "torch" in s["versions"]
+    assert yaml.safe_load((path / "config.yaml").read_text())["clients"]["count"] == 3
+
+
+def test_simulated_time_increases_every_round(tiny_run):
+    rows = read_csv(tiny_run[0] / "metrics.csv")
+    times = [float(r["sim_time_s"]) for r in rows]
+    lat = [float(r["round_latency_s"]) for r in rows]
+    assert all(b > a for a, b in zip([0.0] + times, times, strict=False))
+    assert times[-1] == pytest.approx(sum(lat))
+
+
+def test_uplink_bits_are_the_payloads_received(tiny_run):
+    path = tiny_run[0]
+    clients = read_csv(path / "clients.csv")
+    for row in read_csv(path / "metrics.csv"):
+        got = sum(int(c["payload_bits"]) for c in clients
+                  if c["round"] == row["round"] and c["received"] == "True")
+        assert int(row["uplink_bits"]) == got
+
+
+def test_same_seed_gives_identical_metrics(tiny_run, tmp_path):
+    path, _, raw = tiny_run
+    raw = json.loads(json.dumps(raw))
+    raw["output"] = {"dir": str(tmp_path / "again"), "plots": False}
+    again, _ = run_scenario(parse_scenario(raw), progress=False)
+    assert (again / "metrics.csv").read_text() == (path / "metrics.csv").read_text()
+    assert (again / "clients.csv").read_text() == (path / "clients.csv").read_text()
+    raw["seed"] = 4
+    raw["output"]["dir"] = str(tmp_path / "other")
+    other, _ = run_scenario(parse_scenario(raw), progress=False)
+    assert (other / "metrics.csv").read_text() != (path / "metrics.csv").read_text()
+
+
+def test_saved_adapter_loads_with_peft_and_holds_the_final_state(tiny_run):
+    path, _, _ = tiny_run
+    base = build_base("tiny-bert", num_labels=3, vocab_size=500, max_length=12, pooling="mean",
+                      seed=123)
+    model = PeftModel.from_pretrained(base, str(path / "adapter"))
+    loaded = get_state(model, [n for n, _ in model.named_parameters()
+                               if "lora_" in n or "modules_to_save" in n])
+    from safetensors.torch import load_file
+
+    saved = load_file(str(path / "adapter" / "adapter_model.safetensors"))
+    lora_a = [n for n in loaded if "lora_A" in n][0]
+    key = [k for k in saved if "lora_A" in k and k.split("lora_A")[0] in lora_a][0]
+    assert torch.equal(loaded[lora_a], saved[key])
+
+
+def test_existing_results_are_not_overwritten_without_flag(tiny_run, tmp_path, capsys):
+    path, _, raw = tiny_run
+    before = (path / "metrics.csv").read_text()
+    scen = tmp_path / "s.yaml"
+    scen.write_text(yaml.safe_dump(raw))
+    code = main(["run", str(scen), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: output.dir: ") and "--overwrite" in err
+    assert (path / "metrics.csv").read_text() == before
+
+
+def test_plot_command_overlays_runs(tiny_run, tmp_path, capsys):
+    path = tiny_run[0]
+    code = main(["plot", str(path), str(path), "--out", str(tmp_path / "figs")])
+    assert code == 0
+    assert (tmp_path / "figs" / "accuracy_vs_latency.pdf").is_file()
+    assert (tmp_path / "figs" / "accuracy_vs_uplink_bits.png").is_file()
+    assert main(["plot", str(tmp_path)]) == 2
+
+
+def test_validate_prints_payload_and_expected_latency(tmp_path, capsys):
+    from tests.conftest import TINY
+
+    scen = tmp_path / "s.yaml"
+    scen.write_text(yaml.safe_dump(TINY))
+    assert main(["validate", str(scen)]) == 0
+    out = capsys.readouterr().out
+    # 2 layers x 2 modules x r=2 x (64 + 64) + head 64 * 3 + 3 = 1219 values x 32 bits
+    assert "uplink_bits_per_client_full_rank  39008" in out
+    assert "expected_round_latency_s" in out
