@@ -179,6 +179,15 @@ class Channel(ABC):
             Linear power gains (dimensionless).
         """
 
+    @property
+    def hold_interval_s(self) -> float:
+        """Interval over which the simulator may hold the gain constant, seconds.
+
+        Exact for block models (their coherence block); continuous-time models return
+        a resolution step, and the uplink integrates the rate at its midpoints.
+        """
+        return self.coherence_time_s
+
     def block_index(self, times_s: np.ndarray) -> np.ndarray:
         """Index of the coherence block each time falls in, shape (n_times,)."""
         if not np.isfinite(self.coherence_time_s):

@@ -35,7 +35,7 @@ def run_cli(capsys, *argv):
         ({"rounds": 0}, "rounds", "greater than or equal to 1"),
         ({"model": {"name": "gpt-9"}}, "model.name", "available: tiny-bert, minilm-l6"),
         ({"channel": {"fading": {"model": "raleigh"}}}, "channel.fading.model",
-         "available: awgn, rayleigh"),
+         "available: awgn, jakes, nakagami, rayleigh, rician, trace"),
         ({"channel": {"fading": {"model": "rayleigh", "coherence_s": 1}}},
          "channel.fading.coherence_s", "rayleigh accepts: coherence_time_s"),
         ({"channel": {"fading": {"model": "rayleigh", "coherence_time_s": -1}}},

@@ -19,7 +19,8 @@ from wirelessfl.errors import PluginError, ScenarioError
 from wirelessfl.network.cell import Cell
 from wirelessfl.network.compute import DEVICE_PROFILES, DeviceProfile
 from wirelessfl.network.pathloss import PATHLOSS
-from wirelessfl.network.placement import place_clients
+from wirelessfl.network import tr38901  # noqa: F401  (registers the 38.901 models)
+from wirelessfl.network.placement import RandomWaypoint, place_clients
 from wirelessfl.scenario import Scenario, format_validation_error
 
 
@@ -45,7 +46,10 @@ def resolve(registry: Registry, key: str, name: str, options: dict[str, Any],
         if err.errors()[0]["type"] == "extra_forbidden":
             msg += f"; {cls.name or name} accepts: {', '.join(cls.Params.model_fields) or 'none'}"
         raise PluginError(k, msg) from None
-    return cls(params)
+    try:
+        return cls(params)
+    except ValueError as err:  # a plug-in that checks its inputs (files, ranges) itself
+        raise PluginError(options_key, str(err)) from None
 
 
 def device_profile(sc: Scenario) -> DeviceProfile:
@@ -64,13 +68,25 @@ def build_cell(sc: Scenario) -> Cell:
                        sc.channel.pathloss.params, "channel.pathloss")
     pl = sc.clients.placement
     k = sc.clients.count
-    d = place_clients(k, pl.model, seeding.rng(sc.seed, "placement"), pl.radius_m,
-                      pl.min_distance_m, pl.distances_m)
-    gain_db = pathloss.gain_db(d, seeding.rng(sc.seed, "shadowing"))
-    fading.reset(k, seeding.rng(sc.seed, "channel"))
+    pos = place_clients(k, pl.model, seeding.rng(sc.seed, "placement"), pl.radius_m,
+                        pl.min_distance_m, pl.distances_m)
+    pathloss.draw(np.linalg.norm(pos, axis=1), seeding.rng(sc.seed, "shadowing"))
+    try:
+        fading.reset(k, seeding.rng(sc.seed, "channel"))
+    except ValueError as err:  # e.g. a trace with fewer links than clients
+        raise PluginError("channel.fading", str(err)) from None
+    mob = sc.clients.mobility
+    mobility = None
+    if mob.model == "random_waypoint":
+        radius = pl.radius_m if pl.model != "explicit" else float(max(pl.distances_m))
+        r_min = min(pl.min_distance_m, 0.5 * radius)
+        mobility = RandomWaypoint(pos, mob.speed_mps, mob.pause_s, radius, r_min,
+                                  seeding.rng(sc.seed, "mobility"))
     r = sc.radio
-    return Cell(d, gain_db, fading, r.tx_power_dbm, r.bs_tx_power_dbm, r.noise_psd_dbm_hz,
-                r.noise_figure_db, r.uplink_bandwidth_hz, r.downlink_bandwidth_hz)
+    return Cell(pos, pathloss, fading, r.tx_power_dbm, r.bs_tx_power_dbm, r.noise_psd_dbm_hz,
+                r.noise_figure_db, r.uplink_bandwidth_hz, r.downlink_bandwidth_hz, mobility,
+                sc.channel.csi.error_std_db, sc.channel.csi.delay_s,
+                seeding.rng(sc.seed, "csi"))
 
 
 def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:

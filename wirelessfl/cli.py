@@ -80,6 +80,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_channels(args: argparse.Namespace) -> int:
     import channels  # noqa: F401
     from channels.base import CHANNELS
+    from wirelessfl.network import tr38901  # noqa: F401
     from wirelessfl.network.pathloss import PATHLOSS
 
     for title, reg in (("fading models (channel.fading.model)", CHANNELS),

@@ -196,6 +196,7 @@ class Simulation:
                    dynamic_ncols=True)
         for t in bar:
             sel = self.select(sampling)
+            self.cell.move_to(t_now)
             dl_s = self.cell.broadcast_time_s(self.broadcast_bits, sel, t_now)
             updates = [
                 self.trainer.train(int(k), self.shards.train[k], state,
@@ -204,7 +205,7 @@ class Simulation:
                 for k in sel
             ]
             compute_s = np.full(len(sel), self.compute_s)
-            fading = self.cell.fading_at(t_now)[sel]
+            fading = self.cell.estimated_fading(t_now)[sel]
             ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
                                np.full(len(sel), float(self.full_bits)), sc.model.lora.rank,
                                sc.radio.uplink_bandwidth_hz, sc.controller.latency_budget_s,
@@ -230,6 +231,7 @@ class Simulation:
             t_now = out.end_s
             lat_sum += latency
             up_bits = int(bits[out.received].sum())
+            energy = self._energy_j(plan, out)
             cum_up += up_bits
             cum_dn += self.broadcast_bits
             q_before = queue.value
@@ -254,6 +256,8 @@ class Simulation:
                 "received": int(out.received.sum()),
                 "dropped": int((~out.received).sum()),
                 "queue_s": q_before,
+                "tx_energy_j": float(energy[0].sum()),
+                "compute_energy_j": float(energy[1].sum()),
                 "train_loss": float(np.mean([u.train_loss for u in updates])),
                 "accuracy": acc if evaluated else float("nan"),
                 "loss": loss if evaluated else float("nan"),
@@ -262,7 +266,7 @@ class Simulation:
             }
             writer.append_rows("metrics", [row])
             writer.append_rows("clients", self._client_rows(t, plan, updates, packets, ctx,
-                                                            alloc, out))
+                                                            alloc, out, energy))
             for i, reason in enumerate(out.drop_reason):
                 if reason:
                     writer.event({"round": t, "event": "drop", "client": int(sel[i]),
@@ -295,7 +299,24 @@ class Simulation:
         writer.write_summary(summary)
         return summary
 
-    def _client_rows(self, t, plan, updates, packets, ctx, alloc, out) -> list[dict[str, Any]]:
+    def _energy_j(self, plan: RoundPlan, out) -> tuple[np.ndarray, np.ndarray]:
+        """Transmit and compute energy per client this round, joules, shapes (n,), (n,).
+
+        Transmit: ``p * (time on the air)``; a dropped client spends energy until it
+        is cut off. Compute: ``J/FLOP * FLOPs`` for the share of the local work done
+        before the round ended.
+        """
+        on_air = np.where(np.isnan(out.finish_s), out.end_s, out.finish_s) - out.upload_start_s
+        tx = self.cell.tx_power_w * np.nan_to_num(np.maximum(on_air, 0.0))
+        dl_end = plan.start_s + plan.downlink_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            done = np.clip((out.end_s - dl_end) / plan.compute_s, 0.0, 1.0)
+        done = np.where(plan.compute_s > 0, done, 1.0)
+        comp = self.profile.joules_per_flop * self.round_flops * done
+        return tx, comp
+
+    def _client_rows(self, t, plan, updates, packets, ctx, alloc, out,
+                     energy) -> list[dict[str, Any]]:
         rows = []
         for i, k in enumerate(plan.links):
             b = float(alloc.bandwidth_hz[i])
@@ -305,6 +326,7 @@ class Simulation:
                 "num_samples": updates[i].num_samples,
                 "train_loss": updates[i].train_loss,
                 "distance_m": float(self.cell.distance_m[k]),
+                "gain_db": float(self.cell.gain_db[k]),
                 "snr_db": float(10 * np.log10(ctx.c_hz[i] / b)) if b > 0 else float("nan"),
                 "bandwidth_hz": b,
                 "keep_ranks": (ctx.rank if alloc.keep_ranks is None
@@ -312,8 +334,14 @@ class Simulation:
                 "payload_bits": packets[i].payload_bits,
                 "compute_s": float(ctx.compute_s[i]),
                 "planned_latency_s": float(alloc.planned_latency_s[i]),
+                "planned_upload_s": float(alloc.planned_latency_s[i] - ctx.downlink_s
+                                          - ctx.compute_s[i]),
+                "realised_upload_s": float(out.upload_s[i]) if out.received[i]
+                else float("nan"),
                 "realised_latency_s": float(out.finish_s[i] - plan.start_s)
                 if out.received[i] else float("nan"),
+                "tx_energy_j": float(energy[0][i]),
+                "compute_energy_j": float(energy[1][i]),
                 "received": bool(out.received[i]),
                 "drop_reason": out.drop_reason[i],
                 **updates[i].metrics,

@@ -61,6 +61,14 @@ class Placement(Section):
         return self
 
 
+class Mobility(Section):
+    model: Literal["static", "random_waypoint"] = Field(
+        "static", description="static, or constant-speed random waypoint in the cell"
+    )
+    speed_mps: float = Field(1.5, gt=0, description="walking speed (random_waypoint), m/s")
+    pause_s: float = Field(0.0, ge=0, description="pause at each waypoint, seconds")
+
+
 class Clients(Section):
     count: int = Field(10, ge=1, description="number of clients K")
     fraction: float = Field(1.0, gt=0, le=1, description="share of clients selected per round")
@@ -70,6 +78,7 @@ class Clients(Section):
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     placement: Placement = Field(default_factory=Placement)
+    mobility: Mobility = Field(default_factory=Mobility)
 
 
 class Radio(Section):
@@ -82,6 +91,13 @@ class Radio(Section):
     bits_per_value: int = Field(32, ge=1, le=64, description="bits per transmitted value q")
 
 
+class Csi(Section):
+    error_std_db: float = Field(
+        0.0, ge=0, description="log-normal error of the controller's gain estimate, dB"
+    )
+    delay_s: float = Field(0.0, ge=0, description="age of the controller's CSI, seconds")
+
+
 class Channel(Section):
     fading: PlugIn = Field(
         default_factory=lambda: PlugIn(model="rayleigh"),
@@ -89,8 +105,9 @@ class Channel(Section):
     )
     pathloss: PlugIn = Field(
         default_factory=lambda: PlugIn(model="log_distance"),
-        description="large-scale path loss and shadowing",
+        description="large-scale path loss and shadowing (`wirelessfl channels`)",
     )
+    csi: Csi = Field(default_factory=Csi)
 
 
 class Lora(Section):

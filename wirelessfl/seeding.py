@@ -22,6 +22,8 @@ COMPONENTS = {
     "sampling": 7,
     "controller": 8,
     "compressor": 9,
+    "csi": 10,
+    "mobility": 11,
 }
 
 

@@ -1,13 +1,15 @@
-"""The cell: clients' large-scale gains, their fading channel and the link budget."""
+"""The cell: client positions, large-scale gains, the fading channel and the link budget."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from channels.base import Channel
 from wirelessfl.network.link import noise_psd_w_hz, shannon_rate_bps, snr_bandwidth_product_hz
+from wirelessfl.network.pathloss import PathLoss
+from wirelessfl.network.placement import RandomWaypoint
 
 
 @dataclass
@@ -16,19 +18,20 @@ class Cell:
 
     Attributes
     ----------
-    distance_m : ndarray, shape (K,)
-    gain_db : ndarray, shape (K,)
-        Large-scale gain (minus path loss, plus shadowing), dB.
+    positions_m : ndarray, shape (K, 2)
+        Client positions at the last :meth:`move_to`, metres (BS at the origin).
+    pathloss : PathLoss
+        Path-loss model with the clients' shadowing (and LOS state) already drawn.
     channel : Channel
         Small-scale fading of the K links (reset before use).
-    tx_power_dbm, bs_tx_power_dbm : float
-    n0_w_hz : float
-        Noise PSD with the noise figure, W/Hz.
-    uplink_bandwidth_hz, downlink_bandwidth_hz : float
+    mobility : RandomWaypoint or None
+        Moves the clients over simulated time; ``None``: static.
+    csi_error_std_db, csi_delay_s : float
+        Controller CSI imperfection: log-normal error on the power gain and age.
     """
 
-    distance_m: np.ndarray
-    gain_db: np.ndarray
+    positions_m: np.ndarray
+    pathloss: PathLoss
     channel: Channel
     tx_power_dbm: float
     bs_tx_power_dbm: float
@@ -36,10 +39,32 @@ class Cell:
     noise_figure_db: float
     uplink_bandwidth_hz: float
     downlink_bandwidth_hz: float
+    mobility: RandomWaypoint | None = None
+    csi_error_std_db: float = 0.0
+    csi_delay_s: float = 0.0
+    csi_rng: np.random.Generator | None = None
+    gain_db: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gain_db = self.pathloss.gain_db(self.distance_m)
+
+    @property
+    def distance_m(self) -> np.ndarray:
+        return np.linalg.norm(self.positions_m, axis=1)
 
     @property
     def n0_w_hz(self) -> float:
         return noise_psd_w_hz(self.noise_psd_dbm_hz, self.noise_figure_db)
+
+    @property
+    def tx_power_w(self) -> float:
+        return float(10 ** ((self.tx_power_dbm - 30) / 10))
+
+    def move_to(self, t_s: float) -> None:
+        """Move mobile clients to their positions at ``t_s`` and update the gains."""
+        if self.mobility is not None:
+            self.positions_m = self.mobility.positions(t_s)
+            self.gain_db = self.pathloss.gain_db(self.distance_m)
 
     def uplink_c_hz(self, links: np.ndarray, fading=1.0) -> np.ndarray:
         """Uplink ``c_k = p beta_k g_k / N0`` (Hz); ``fading=1``: the large-scale part."""
@@ -49,6 +74,18 @@ class Cell:
     def fading_at(self, t_s: float) -> np.ndarray:
         """Small-scale gains of all K links at time ``t_s``, shape (K,)."""
         return self.channel.gains(np.array([t_s]))[:, 0]
+
+    def estimated_fading(self, t_s: float) -> np.ndarray:
+        """The CSI the base station holds at ``t_s``, shape (K,).
+
+        The true gain ``csi_delay_s`` earlier (outdated CSI), times a log-normal
+        estimation error ``10^(e / 10)``, ``e ~ N(0, csi_error_std_db^2)``.
+        """
+        g = self.fading_at(max(t_s - self.csi_delay_s, 0.0))
+        if self.csi_error_std_db > 0:
+            rng = self.csi_rng if self.csi_rng is not None else np.random.default_rng(0)
+            g = g * 10 ** (rng.standard_normal(g.shape) * self.csi_error_std_db / 10)
+        return g
 
     def broadcast_time_s(self, bits: float, links: np.ndarray, t_s: float) -> float:
         """Downlink broadcast of ``bits`` at the rate of the worst selected client.

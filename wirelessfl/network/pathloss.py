@@ -20,13 +20,19 @@ PATHLOSS: Registry[PathLoss] = Registry("path-loss model")
 
 
 class PathLoss(ABC):
-    """Distance -> path loss (dB), plus the shadowing standard deviation (dB)."""
+    """Distance -> large-scale gain: path loss plus a per-client shadowing draw.
+
+    :meth:`draw` fixes each client's random state once (its shadowing ``X_k``, and
+    its LOS state for models that have one); :meth:`gain_db` then gives the gain at
+    any distance, so a moving client keeps its shadowing.
+    """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]]
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        self.shadow_db: np.ndarray | float = 0.0
 
     @abstractmethod
     def loss_db(self, distance_m: np.ndarray) -> np.ndarray:
@@ -36,11 +42,13 @@ class PathLoss(ABC):
     def shadowing_std_db(self) -> float:
         return float(getattr(self.params, "shadowing_std_db", 0.0))
 
-    def gain_db(self, distance_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Large-scale gain ``-PL(d) + X``, ``X ~ N(0, shadowing_std_db^2)``, in dB."""
-        d = np.asarray(distance_m, dtype=float)
-        shadow = rng.standard_normal(d.shape) * self.shadowing_std_db
-        return -self.loss_db(d) + shadow
+    def draw(self, distance_m: np.ndarray, rng: np.random.Generator) -> None:
+        """Draw the clients' shadowing ``X_k ~ N(0, shadowing_std_db^2)`` (dB)."""
+        self.shadow_db = rng.standard_normal(np.shape(distance_m)) * self.shadowing_std_db
+
+    def gain_db(self, distance_m: np.ndarray) -> np.ndarray:
+        """Large-scale gain ``-PL(d) + X``, dB, shape of ``distance_m``."""
+        return -self.loss_db(np.asarray(distance_m, dtype=float)) + self.shadow_db
 
 
 class LogDistanceParams(BaseModel):

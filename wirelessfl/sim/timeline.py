@@ -4,7 +4,8 @@ Each selected client is a simpy process: it waits for the broadcast downlink, ru
 its local computation, then uploads its payload over its FDMA share while the
 channel evolves. On a block-fading channel the rate is constant within a coherence
 block and redrawn across blocks, so the upload finishes when the integral of the
-instantaneous rate reaches the payload size S:
+instantaneous rate reaches the payload size S (time-correlated models are held
+constant over a short resolution step and integrated with the midpoint rule):
 
     integral_{t_0}^{t_fin} b log2(1 + c g(t) / b) dt = S.
 
@@ -93,11 +94,16 @@ class RoundOutcome:
 
 
 class _BlockGains:
-    """Small-scale gains of every link, fetched once per coherence block."""
+    """Small-scale gains of every link, fetched once per hold interval.
+
+    Block models are exact (the interval is the coherence block). Continuous-time
+    models are held over their resolution step and sampled at its midpoint, so the
+    rate integral is computed with the midpoint rule.
+    """
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
-        self.tc = channel.coherence_time_s
+        self.tc = channel.hold_interval_s
         self._cache: dict[int, np.ndarray] = {}
 
     def block_of(self, t: float) -> int:

@@ -1,0 +1,30 @@
+"""Block Nakagami-m fading."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from channels.base import register_channel
+from channels.block import BlockFading
+
+
+class NakagamiParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    coherence_time_s: float = Field(0.1, gt=0, description="block length, seconds")
+    m: float = Field(2.0, ge=0.5, description="shape m >= 1/2 (m = 1: Rayleigh)")
+
+
+@register_channel("nakagami")
+class BlockNakagami(BlockFading):
+    """Block Nakagami-m fading with unit mean power: ``|h|^2 ~ Gamma(m, 1/m)``."""
+
+    Params = NakagamiParams
+
+    def __init__(self, params: NakagamiParams | None = None) -> None:
+        super().__init__(params)
+        self.coherence_time_s = self.params.coherence_time_s
+
+    def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
+        m = self.params.m
+        return rng.gamma(m, 1.0 / m, (n_blocks, n_links))
