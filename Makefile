@@ -26,7 +26,7 @@ bench: $(STAMP)  ## benchmarks -> results/bench/
 	$(PY) scripts/bench.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check wirelessfl channels tests scripts
+	$(VENV)/bin/ruff check wirelessfl channels tests scripts docs/examples
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

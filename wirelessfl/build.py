@@ -16,10 +16,10 @@ import channels  # noqa: F401  (registers the built-in channel models)
 from channels.base import CHANNELS, Registry, UnknownNameError
 from wirelessfl import seeding
 from wirelessfl.errors import PluginError, ScenarioError
+from wirelessfl.network import tr38901  # noqa: F401  (registers the 38.901 models)
 from wirelessfl.network.cell import Cell
 from wirelessfl.network.compute import DEVICE_PROFILES, DeviceProfile
 from wirelessfl.network.pathloss import PATHLOSS
-from wirelessfl.network import tr38901  # noqa: F401  (registers the 38.901 models)
 from wirelessfl.network.placement import RandomWaypoint, place_clients
 from wirelessfl.scenario import Scenario, format_validation_error
 

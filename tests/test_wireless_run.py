@@ -1,0 +1,149 @@
+"""The wireless layer inside whole runs: switching by YAML, mobility, CSI, energy, plug-ins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from channels.jakes import JakesParams, JakesRayleigh
+from wirelessfl.cli import main
+from wirelessfl.network.link import shannon_rate_bps
+from wirelessfl.network.placement import RandomWaypoint
+from wirelessfl.results import read_csv
+from wirelessfl.runner import run_scenario
+from wirelessfl.scenario import parse_scenario
+from wirelessfl.sim import RoundPlan, play_round
+
+DOCS_EXAMPLES = Path(__file__).parent.parent / "docs" / "examples"
+
+
+def one_round(raw, tmp_path, name):
+    raw = json.loads(json.dumps(raw))
+    raw["rounds"] = 2
+    raw["output"] = {"dir": str(tmp_path / name), "plots": False, "save_adapter": False}
+    path, _ = run_scenario(parse_scenario(raw), progress=False)
+    return read_csv(path / "metrics.csv"), read_csv(path / "clients.csv")
+
+
+@pytest.mark.parametrize(("fading", "pathloss"), [
+    ({"model": "awgn"}, {"model": "free_space"}),
+    ({"model": "rician", "k_factor_db": 6}, {"model": "umi_street_canyon"}),
+    ({"model": "nakagami", "m": 3}, {"model": "uma", "los": "nlos"}),
+    ({"model": "jakes", "speed_mps": 30}, {"model": "log_distance"}),
+])
+def test_channel_and_pathloss_switch_by_yaml_alone(tiny_raw, tmp_path, fading, pathloss):
+    tiny_raw["channel"] = {"fading": fading, "pathloss": pathloss}
+    metrics, clients = one_round(tiny_raw, tmp_path, fading["model"])
+    assert len(metrics) == 2 and all(float(r["round_latency_s"]) > 0 for r in metrics)
+    assert all(float(c["tx_energy_j"]) > 0 for c in clients)
+
+
+def test_awgn_realised_upload_equals_planned(tiny_raw, tmp_path):
+    tiny_raw["channel"] = {"fading": {"model": "awgn"}}
+    _, clients = one_round(tiny_raw, tmp_path, "awgn")
+    for c in clients:
+        assert float(c["realised_upload_s"]) == pytest.approx(float(c["planned_upload_s"]))
+
+
+def test_energy_is_power_times_airtime_plus_flops(tiny_raw, tmp_path):
+    tiny_raw["radio"]["tx_power_dbm"] = 20.0  # 0.1 W
+    metrics, clients = one_round(tiny_raw, tmp_path, "energy")
+    for c in clients:
+        assert float(c["tx_energy_j"]) == pytest.approx(0.1 * float(c["realised_upload_s"]))
+    total = sum(float(c["tx_energy_j"]) for c in clients if c["round"] == "0")
+    assert float(metrics[0]["tx_energy_j"]) == pytest.approx(total)
+    assert float(clients[0]["compute_energy_j"]) > 0
+
+
+def test_mobility_moves_clients_between_rounds(tiny_raw, tmp_path):
+    tiny_raw["clients"]["mobility"] = {"model": "random_waypoint", "speed_mps": 200.0}
+    tiny_raw["channel"] = {"fading": {"model": "awgn"}}
+    tiny_raw["sim"] = {"deadline_s": 2.0}  # rounds of exactly 2 s: up to 400 m moved
+    _, clients = one_round(tiny_raw, tmp_path, "mobile")
+    d0 = {c["client"]: float(c["distance_m"]) for c in clients if c["round"] == "0"}
+    d1 = {c["client"]: float(c["distance_m"]) for c in clients if c["round"] == "1"}
+    assert any(abs(d0[k] - d1[k]) > 1.0 for k in d0)
+
+
+def test_random_waypoint_speed_and_cell_bounds():
+    rng = np.random.default_rng(0)
+    start = np.array([[100.0, 0.0], [0.0, -200.0], [50.0, 50.0]])
+    mob = RandomWaypoint(start, speed_mps=10.0, pause_s=0.0, radius_m=300.0,
+                         min_distance_m=20.0, rng=rng)
+    prev = start
+    for t in np.arange(0.5, 200.0, 0.5):
+        pos = mob.positions(float(t))
+        step = np.linalg.norm(pos - prev, axis=1)
+        assert np.all(step <= 10.0 * 0.5 + 1e-9)  # never faster than the speed
+        assert np.all(np.linalg.norm(pos, axis=1) <= 300.0 + 1e-9)
+        prev = pos
+    with pytest.raises(ValueError):
+        mob.positions(1.0)
+
+
+def test_csi_delay_and_error_change_the_plan_not_the_channel(tiny_raw, tmp_path):
+    base = one_round(tiny_raw, tmp_path, "perfect")[1]
+    tiny_raw["channel"]["csi"] = {"error_std_db": 6.0, "delay_s": 0.5}
+    noisy = one_round(tiny_raw, tmp_path, "noisy")[1]
+    planned = [(float(a["planned_upload_s"]), float(b["planned_upload_s"]))
+               for a, b in zip(base, noisy, strict=True) if a["round"] == "0"]
+    assert any(abs(a - b) > 1e-6 for a, b in planned)
+    # round 0 is played on the same true channel: same realised uploads
+    for a, b in zip(base, noisy, strict=True):
+        if a["round"] == "0":
+            assert float(a["realised_upload_s"]) == pytest.approx(float(b["realised_upload_s"]))
+
+
+def test_continuous_channel_upload_converges_with_resolution():
+    def finish(res):
+        ch = JakesRayleigh(JakesParams(max_doppler_hz=20.0, time_resolution_s=res))
+        ch.reset(1, np.random.default_rng(5))
+        r = shannon_rate_bps(1e6, 1e7)
+        plan = RoundPlan(0.0, np.array([0]), 0.0, np.zeros(1), np.array([0.3 * r]),
+                         np.array([1e6]), np.array([1e7]))
+        return play_round(plan, ch).finish_s[0]
+
+    coarse, fine, finest = finish(2e-3), finish(2e-4), finish(2e-5)
+    assert abs(fine - finest) < abs(coarse - finest) + 1e-9
+    assert abs(fine - finest) / finest < 1e-3
+
+
+def test_docs_plugin_example_runs_in_a_scenario(tiny_raw, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(DOCS_EXAMPLES))
+    from gamma_fading import GammaFading, GammaParams
+
+    ch = GammaFading(GammaParams(shape=3.0))
+    ch.reset(400, np.random.default_rng(0))
+    g = ch.gains((np.arange(250) + 0.5) * ch.coherence_time_s).ravel()
+    assert stats.kstest(g, stats.gamma(a=3.0, scale=1 / 3.0).cdf).pvalue > 0.01
+    tiny_raw["channel"] = {"fading": {"model": "gamma_fading:GammaFading", "shape": 3.0}}
+    metrics, _ = one_round(tiny_raw, tmp_path, "plugin")
+    assert len(metrics) == 2
+
+
+def test_plugin_errors_name_the_key(tiny_raw, tmp_path, capsys, monkeypatch):
+    import yaml
+
+    monkeypatch.syspath_prepend(str(DOCS_EXAMPLES))
+    for fading, key in [({"model": "gamma_fading:GammaFading", "shap": 1}, "channel.fading.shap"),
+                        ({"model": "nosuchmodule:X"}, "channel.fading.model"),
+                        ({"model": "trace", "path": str(tmp_path / "none.csv")},
+                         "channel.fading")]:
+        tiny_raw["channel"] = {"fading": fading}
+        p = tmp_path / "s.yaml"
+        p.write_text(yaml.safe_dump(tiny_raw))
+        assert main(["validate", str(p)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {key}: ") and err.count("\n") == 1, err
+
+
+def test_channels_command_lists_models_and_parameters(capsys):
+    assert main(["channels"]) == 0
+    out = capsys.readouterr().out
+    for name in ("rayleigh", "rician", "nakagami", "jakes", "trace", "awgn", "uma",
+                 "umi_street_canyon", "k_factor_db", "max_doppler_hz"):
+        assert name in out
