@@ -52,12 +52,38 @@ def resolve(registry: Registry, key: str, name: str, options: dict[str, Any],
         raise PluginError(options_key, str(err)) from None
 
 
-def device_profile(sc: Scenario) -> DeviceProfile:
-    try:
-        return DEVICE_PROFILES[sc.clients.device]
-    except KeyError:
-        raise ScenarioError("clients.device", f"unknown profile {sc.clients.device!r}; "
-                            f"available: {', '.join(DEVICE_PROFILES)}") from None
+def device_names(sc: Scenario) -> list[str]:
+    """The compute profile name of every client (a list is cycled over the clients)."""
+    names = [sc.clients.device] if isinstance(sc.clients.device, str) else sc.clients.device
+    if not names:
+        raise ScenarioError("clients.device", "the list of profiles is empty")
+    return [names[k % len(names)] for k in range(sc.clients.count)]
+
+
+def device_profiles(sc: Scenario) -> list[DeviceProfile]:
+    """The compute profile of every client."""
+    out = []
+    for name in device_names(sc):
+        if name not in DEVICE_PROFILES:
+            raise ScenarioError("clients.device", f"unknown profile {name!r}; "
+                                f"available: {', '.join(DEVICE_PROFILES)}")
+        out.append(DEVICE_PROFILES[name])
+    return out
+
+
+def client_ranks(sc: Scenario) -> list[int]:
+    """The LoRA rank of every client: client_ranks, rank_by_device, or rank for all."""
+    lora = sc.model.lora
+    if lora.client_ranks is not None:
+        return list(lora.client_ranks)
+    if lora.rank_by_device is not None:
+        names = device_names(sc)
+        missing = sorted({n for n in names if n not in lora.rank_by_device})
+        if missing:
+            raise ScenarioError("model.lora.rank_by_device",
+                                f"no rank for profile {missing[0]!r} used by clients.device")
+        return [lora.rank_by_device[n] for n in names]
+    return [lora.rank] * sc.clients.count
 
 
 def build_cell(sc: Scenario) -> Cell:
@@ -125,15 +151,18 @@ def check_learning(sc: Scenario) -> None:
 
 def check(sc: Scenario) -> None:
     """Every build-time check, without training anything."""
-    device_profile(sc)
+    device_profiles(sc)
+    client_ranks(sc)
     build_cell(sc)
     build_methods(sc)
     check_learning(sc)
 
 
-def expected_round_latency_s(cell: Cell, compute_s: float, bits: float, downlink_s: float,
+def expected_round_latency_s(cell: Cell, compute_s, bits, downlink_s: float,
                              n_rounds: int = 200, seed: int = 0) -> float:
     """Mean round latency with equal bandwidth and full payloads, by simulation.
+
+    ``compute_s`` and ``bits`` are scalars or one value per client.
 
     Plays ``n_rounds`` independent rounds of the discrete-event timeline on a fresh
     realisation of the scenario's channel model (not the run's own draws) and
@@ -153,8 +182,8 @@ def expected_round_latency_s(cell: Cell, compute_s: float, bits: float, downlink
     tc = ch.coherence_time_s if np.isfinite(ch.coherence_time_s) else 0.0
     t0, total = 0.0, 0.0
     for _ in range(n_rounds):
-        plan = RoundPlan(t0, links, downlink_s, np.full(k, compute_s), np.full(k, float(bits)),
-                         b, c)
+        plan = RoundPlan(t0, links, downlink_s, np.broadcast_to(compute_s, (k,)),
+                         np.broadcast_to(np.asarray(bits, dtype=float), (k,)), b, c)
         out = play_round(plan, ch)
         total += out.end_s - t0
         t0 = out.end_s + tc  # next round starts in a fresh block

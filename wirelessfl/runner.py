@@ -38,9 +38,9 @@ from wirelessfl.learning.data import (
     tokenize,
 )
 from wirelessfl.learning.flops import training_step_flops
+from wirelessfl.learning.lora import lora_sites, numels_at_rank, rank_grad_mask
 from wirelessfl.learning.models import build_base, load_tokenizer, wrap_lora
 from wirelessfl.learning.partition import dirichlet_partition, iid_partition
-from wirelessfl.network.payload import dense_bits
 from wirelessfl.results import ResultsWriter, package_versions
 from wirelessfl.scenario import Scenario
 from wirelessfl.sim import RoundPlan, play_round
@@ -101,7 +101,8 @@ class Simulation:
     def __init__(self, scenario: Scenario) -> None:
         sc = self.sc = scenario
         build.check_learning(sc)
-        self.profile = build.device_profile(sc)
+        self.profiles = build.device_profiles(sc)
+        self.ranks = np.array(build.client_ranks(sc), dtype=int)
         self.cell = build.build_cell(sc)
         self.aggregator, self.compressor, self.controller = build.build_methods(sc)
         self.device = resolve_device(sc.compute.device)
@@ -110,17 +111,31 @@ class Simulation:
 
         self.data = load_data(sc)
         self.shards = split_data(sc, self.data)
-        base = build_base(sc.model.name, self.data.num_labels, self.data.vocab_size,
-                          sc.model.max_length, sc.model.pooling,
-                          seeding.int_seed(sc.seed, "torch_init", 0))
+        self.base_recipe = {"name": sc.model.name, "num_labels": self.data.num_labels,
+                            "vocab_size": self.data.vocab_size,
+                            "max_length": sc.model.max_length, "pooling": sc.model.pooling,
+                            "seed": seeding.int_seed(sc.seed, "torch_init", 0)}
+        base = build_base(**self.base_recipe)
         lora = sc.model.lora
-        self.model = wrap_lora(base, lora.rank, lora.alpha, lora.dropout, lora.target_modules,
+        self.alloc_rank = int(self.ranks.max())  # every client's tensors have this many ranks
+        self.model = wrap_lora(base, self.alloc_rank, lora.alpha, lora.dropout,
+                               lora.target_modules,
                                seeding.int_seed(sc.seed, "torch_init", 1)).to(self.device)
+        for name, p in self.model.named_parameters():
+            if p.requires_grad and self.aggregator.frozen(name):
+                p.requires_grad_(False)
         self.trainer = LocalTrainer(self.model, self.data, self.device, sc.clients.local_steps,
                                     sc.clients.batch_size, sc.clients.learning_rate,
                                     sc.clients.weight_decay)
         self.initial_state = get_state(self.model)
+        self.shapes = {n: tuple(t.shape) for n, t in self.initial_state.items()}
         self.numels = numels(self.initial_state)
+        self.sites = lora_sites(self.model)
+        self.original_bases = ({s.prefix: s.base.detach().clone() for s in self.sites}
+                               if self.aggregator.merges_into_base else {})
+        self.aggregator.setup(self.sites, self.initial_state)
+        self._masks = {r: rank_grad_mask(self.model, self.sites, r)
+                       for r in set(self.ranks.tolist()) if r < self.alloc_rank}
         self.step_flops = training_step_flops(self.model, sc.clients.batch_size,
                                               sc.model.max_length, self.data.vocab_size,
                                               self.device)
@@ -134,37 +149,40 @@ class Simulation:
         return float(self.step_flops * self.sc.clients.local_steps)
 
     @property
-    def compute_s(self) -> float:
-        """Local computation time of one round on the scenario's device profile, s."""
-        return self.profile.compute_time_s(self.round_flops)
+    def compute_s(self) -> np.ndarray:
+        """Local computation time of one round per client, on its device profile, s."""
+        return np.array([p.compute_time_s(self.round_flops) for p in self.profiles])
 
     @property
-    def full_bits(self) -> int:
-        """Uplink payload at full rank, bits."""
-        return self.compressor.payload_bits(self.numels, self.sc.radio.bits_per_value, None)
+    def full_bits(self) -> np.ndarray:
+        """Uplink payload per client at its full rank r_k, bits."""
+        q = self.sc.radio.bits_per_value
+        return np.array([self.compressor.payload_bits(numels_at_rank(self.shapes, int(r)), q,
+                                                      None) for r in self.ranks], dtype=float)
 
-    @property
-    def broadcast_bits(self) -> int:
-        """Downlink payload of the global adapter, bits."""
-        return dense_bits(self.numels.values(), self.sc.radio.bits_per_value)
+    def broadcast_bits(self, state: State) -> int:
+        """Downlink payload of the global adapter this round, bits."""
+        return self.aggregator.downlink_numels(state) * self.sc.radio.bits_per_value
 
     def plan_summary(self) -> dict[str, Any]:
         """What ``wirelessfl validate`` prints: sizes and the expected round latency."""
         sc = self.sc
         links = np.arange(sc.clients.count)
-        dl = self.cell.broadcast_time_s(self.broadcast_bits, links, 0.0)
+        dl = self.cell.broadcast_time_s(self.broadcast_bits(self.initial_state), links, 0.0)
+        full = self.full_bits
         return {
             "clients": sc.clients.count,
             "clients_per_round": self.n_selected,
             "train_examples": int(sum(len(s) for s in self.shards.train)),
             "test_examples": int(len(self.shards.test)),
             "trainable_values": int(sum(self.numels.values())),
-            "uplink_bits_per_client_full_rank": self.full_bits,
-            "uplink_bits_per_round_full_rank": self.full_bits * self.n_selected,
+            "lora_ranks": sorted(set(self.ranks.tolist())),
+            "uplink_bits_per_client_full_rank": int(full.max()),
+            "uplink_bits_per_round_full_rank": int(full.mean() * self.n_selected),
             "training_flops_per_client_round": self.round_flops,
-            "compute_s_per_round": self.compute_s,
+            "compute_s_per_round": float(self.compute_s.max()),
             "expected_round_latency_s": build.expected_round_latency_s(
-                self.cell, self.compute_s, self.full_bits, dl, seed=sc.seed),
+                self.cell, self.compute_s, full, dl, seed=sc.seed),
             "median_client_distance_m": float(np.median(self.cell.distance_m)),
         }
 
@@ -194,22 +212,18 @@ class Simulation:
         best_acc = float("nan")
         bar = tqdm(range(sc.rounds), desc=sc.name, unit="round", disable=not progress,
                    dynamic_ncols=True)
+        compute_all, full_all = self.compute_s, self.full_bits
         for t in bar:
             sel = self.select(sampling)
             self.cell.move_to(t_now)
-            dl_s = self.cell.broadcast_time_s(self.broadcast_bits, sel, t_now)
-            updates = [
-                self.trainer.train(int(k), self.shards.train[k], state,
-                                   seeding.rng(sc.seed, "client", int(k), t),
-                                   seeding.int_seed(sc.seed, "client", int(k), t, 1))
-                for k in sel
-            ]
-            compute_s = np.full(len(sel), self.compute_s)
+            dl_bits = self.broadcast_bits(state)
+            dl_s = self.cell.broadcast_time_s(dl_bits, sel, t_now)
+            updates = [self._train(state, int(k), t) for k in sel]
+            compute_s = compute_all[sel]
             fading = self.cell.estimated_fading(t_now)[sel]
             ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
-                               np.full(len(sel), float(self.full_bits)), sc.model.lora.rank,
-                               sc.radio.uplink_bandwidth_hz, sc.controller.latency_budget_s,
-                               queue.value)
+                               full_all[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
+                               sc.controller.latency_budget_s, queue.value)
             alloc = self.controller.online(ctx)
             keep = alloc.keep_ranks
             packets = [
@@ -233,7 +247,7 @@ class Simulation:
             up_bits = int(bits[out.received].sum())
             energy = self._energy_j(plan, out)
             cum_up += up_bits
-            cum_dn += self.broadcast_bits
+            cum_dn += dl_bits
             q_before = queue.value
             queue.update(latency)
             last = t == sc.rounds - 1
@@ -250,7 +264,7 @@ class Simulation:
                 "downlink_s": dl_s,
                 "uplink_bits": up_bits,
                 "cum_uplink_bits": cum_up,
-                "downlink_bits": self.broadcast_bits,
+                "downlink_bits": dl_bits,
                 "cum_downlink_bits": cum_dn,
                 "selected": len(sel),
                 "received": int(out.received.sum()),
@@ -277,7 +291,7 @@ class Simulation:
 
         set_state(self.model, state)
         if sc.output.save_adapter:
-            self.model.save_pretrained(str(writer.path / "adapter"))
+            self.save_adapter(state, writer.path / "adapter")
         summary = {
             "name": sc.name,
             "seed": sc.seed,
@@ -291,6 +305,8 @@ class Simulation:
             "total_uplink_bits": cum_up,
             "total_downlink_bits": cum_dn,
             "method": sc.method.model_dump(),
+            "base_model": self.base_recipe,
+            "label_names": self.data.label_names,
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
             "wall_time_s": time.perf_counter() - wall0,
@@ -298,6 +314,35 @@ class Simulation:
         }
         writer.write_summary(summary)
         return summary
+
+    def _train(self, state: State, k: int, t: int):
+        """Client k's local round: its start state from the aggregator, then training."""
+        seed, r = self.sc.seed, int(self.ranks[k])
+        gen = torch.Generator().manual_seed(seeding.int_seed(seed, "client", k, t, 2))
+        start = self.aggregator.client_state(state, r, gen)
+        return self.trainer.train(k, self.shards.train[k], start,
+                                  seeding.rng(seed, "client", k, t),
+                                  seeding.int_seed(seed, "client", k, t, 1), rank=r,
+                                  grad_mask=self._masks.get(r))
+
+    def save_adapter(self, state: State, path: Path) -> None:
+        """Write the final global model as a peft adapter over the pristine base.
+
+        Methods that merge into the base weights (FLoRA, FLoRIST) are exported as the
+        exact SVD of each site's total weight change (numerical rank), zero-padded to
+        a common rank with scaling 1; the others are saved as they are.
+        """
+        if not self.aggregator.merges_into_base:
+            self.model.save_pretrained(str(path))
+            return
+        from wirelessfl.learning.export import export_merged
+
+        sc = self.sc
+        deltas = {s.prefix: (s.base.detach().double().cpu()
+                             - self.original_bases[s.prefix].double().cpu()
+                             + s.delta(state)) for s in self.sites}
+        export_merged(build_base(**self.base_recipe), deltas, state,
+                      sc.model.lora.target_modules, path)
 
     def _energy_j(self, plan: RoundPlan, out) -> tuple[np.ndarray, np.ndarray]:
         """Transmit and compute energy per client this round, joules, shapes (n,), (n,).
@@ -312,7 +357,8 @@ class Simulation:
         with np.errstate(divide="ignore", invalid="ignore"):
             done = np.clip((out.end_s - dl_end) / plan.compute_s, 0.0, 1.0)
         done = np.where(plan.compute_s > 0, done, 1.0)
-        comp = self.profile.joules_per_flop * self.round_flops * done
+        j_per_flop = np.array([self.profiles[k].joules_per_flop for k in plan.links])
+        comp = j_per_flop * self.round_flops * done
         return tx, comp
 
     def _client_rows(self, t, plan, updates, packets, ctx, alloc, out,
@@ -329,7 +375,8 @@ class Simulation:
                 "gain_db": float(self.cell.gain_db[k]),
                 "snr_db": float(10 * np.log10(ctx.c_hz[i] / b)) if b > 0 else float("nan"),
                 "bandwidth_hz": b,
-                "keep_ranks": (ctx.rank if alloc.keep_ranks is None
+                "rank": int(ctx.ranks[i]),
+                "keep_ranks": (int(ctx.ranks[i]) if alloc.keep_ranks is None
                                else int(alloc.keep_ranks[i])),
                 "payload_bits": packets[i].payload_bits,
                 "compute_s": float(ctx.compute_s[i]),

@@ -72,7 +72,10 @@ class Mobility(Section):
 class Clients(Section):
     count: int = Field(10, ge=1, description="number of clients K")
     fraction: float = Field(1.0, gt=0, le=1, description="share of clients selected per round")
-    device: str = Field("phone", description="compute profile: iot | phone | jetson | laptop_gpu")
+    device: str | list[str] = Field(
+        "phone", description="compute profile (iot | phone | jetson | laptop_gpu), or a list "
+        "cycled over the clients"
+    )
     local_steps: int = Field(4, ge=1, description="local optimiser steps per round")
     batch_size: int = Field(16, ge=1, description="local mini-batch size")
     learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
@@ -116,6 +119,12 @@ class Lora(Section):
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] = Field(
         default_factory=lambda: ["query", "value"], description="module names to adapt"
+    )
+    client_ranks: list[int] | None = Field(
+        None, description="heterogeneous ranks: one per client (default: rank for all)"
+    )
+    rank_by_device: dict[str, int] | None = Field(
+        None, description="heterogeneous ranks by compute profile, e.g. {phone: 4, jetson: 8}"
     )
 
 
@@ -217,6 +226,19 @@ class Scenario(Section):
                 "clients.placement.distances_m",
                 f"has {len(d)} entries; clients.count is {self.clients.count}",
             )
+        lora = self.model.lora
+        if lora.client_ranks is not None:
+            if lora.rank_by_device is not None:
+                raise ScenarioError("model.lora.client_ranks",
+                                    "give client_ranks or rank_by_device, not both")
+            if len(lora.client_ranks) != self.clients.count:
+                raise ScenarioError("model.lora.client_ranks",
+                                    f"has {len(lora.client_ranks)} entries; clients.count is "
+                                    f"{self.clients.count}")
+        ranks = list(lora.client_ranks or []) + list((lora.rank_by_device or {}).values())
+        if any(r < 1 for r in ranks):
+            raise ScenarioError("model.lora.client_ranks" if lora.client_ranks
+                                else "model.lora.rank_by_device", "ranks must be >= 1")
 
     @property
     def output_dir(self) -> Path:

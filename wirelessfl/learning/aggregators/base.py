@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from channels.base import NoParams, Registry
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.client import ClientUpdate
+from wirelessfl.learning.lora import LoraSite, truncate
 
 AGGREGATORS: Registry[Aggregator] = Registry("aggregator")
 register_aggregator = AGGREGATORS.register
@@ -39,19 +40,49 @@ def weighted_average(tensors: list[torch.Tensor], p: torch.Tensor) -> torch.Tens
 class Aggregator(ABC):
     """Combines client updates into the new global adapter state.
 
+    The round loop calls the hooks in this order: :meth:`frozen` (once, before
+    training starts), :meth:`setup` (once), then every round
+    :meth:`downlink_numels`, :meth:`client_state` per client, and
+    :meth:`aggregate`. Only :meth:`aggregate` is abstract; the defaults describe
+    FedIT-style methods whose global adapter persists across rounds.
+
     Attributes
     ----------
     name : str
         Registry name.
     Params : type[BaseModel]
         Options accepted in ``method.aggregator_options``.
+    merges_into_base : bool
+        True for methods that fold updates into the base weights (FLoRA, FLoRIST);
+        the final adapter is then exported from the total weight change.
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    merges_into_base: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
+        self.sites: list[LoraSite] = []
+        self.full_rank = 0
+
+    def frozen(self, name: str) -> bool:
+        """Whether the trainable parameter ``name`` is frozen (never trained or sent)."""
+        return False
+
+    def setup(self, sites: list[LoraSite], initial_state: State) -> None:
+        """Learn the model's adapted matrices before round 0."""
+        self.sites = sites
+        self.full_rank = max((s.rank for s in sites), default=0)
+
+    def client_state(self, global_state: State, rank: int,
+                     generator: torch.Generator) -> State:
+        """The adapter a client of ``rank`` starts its local training from."""
+        return global_state if rank >= self.full_rank else truncate(global_state, rank)
+
+    def downlink_numels(self, global_state: State) -> int:
+        """Values the server broadcasts at the start of a round."""
+        return int(sum(t.numel() for t in global_state.values()))
 
     @abstractmethod
     def aggregate(self, global_state: State,
