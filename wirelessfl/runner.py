@@ -70,10 +70,35 @@ def load_data(sc: Scenario) -> TokenData:
 
 @dataclass
 class ClientShards:
-    """Training shards per client and the held-out test indices."""
+    """Training shards per client, the held-out test indices, and per-client test sets.
+
+    ``client_test[k]`` is drawn from the test set with client k's training label
+    distribution (for personalised methods' accuracy).
+    """
 
     train: list[np.ndarray]
     test: np.ndarray
+    client_test: list[np.ndarray]
+
+
+def client_test_sets(test: np.ndarray, labels: np.ndarray, shards: list[np.ndarray],
+                     size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per-client test sets that follow each client's training label distribution.
+
+    For client k, ``size`` test examples (at most the test set's size): labels drawn
+    with k's training label frequencies, then an example of that label drawn
+    uniformly from the test set (with replacement across clients, not within one).
+    """
+    classes = np.unique(labels)
+    pools = {c: test[labels[test] == c] for c in classes}
+    out = []
+    for shard in shards:
+        freq = np.array([np.sum(labels[shard] == c) for c in classes], dtype=float)
+        counts = rng.multinomial(min(size, len(test)), freq / freq.sum())
+        picks = [rng.choice(pools[c], size=min(n, len(pools[c])), replace=False)
+                 for c, n in zip(classes, counts, strict=True) if n > 0]
+        out.append(np.sort(np.concatenate(picks)) if picks else test[:1])
+    return out
 
 
 def split_data(sc: Scenario, data: TokenData) -> ClientShards:
@@ -86,7 +111,8 @@ def split_data(sc: Scenario, data: TokenData) -> ClientShards:
     else:
         shards = dirichlet_partition(train, labels, sc.clients.count, part.alpha, prng,
                                      part.min_samples)
-    return ClientShards(shards, test)
+    personal = client_test_sets(test, labels, shards, 100, seeding.rng(sc.seed, "data", 2))
+    return ClientShards(shards, test, personal)
 
 
 class Simulation:
@@ -251,10 +277,13 @@ class Simulation:
             q_before = queue.value
             queue.update(latency)
             last = t == sc.rounds - 1
-            if t % sc.eval.every == 0 or last:
+            evaluated = t % sc.eval.every == 0 or last
+            personal = float("nan")
+            if evaluated:
                 acc, loss = self.trainer.evaluate(state, self.shards.test, sc.eval.batch_size)
                 best_acc = acc if np.isnan(best_acc) else max(best_acc, acc)
-            evaluated = t % sc.eval.every == 0 or last
+                if self.aggregator.personalized:
+                    personal = self.personal_accuracy(state)
             row = {
                 "round": t,
                 "sim_time_s": t_now,
@@ -275,6 +304,7 @@ class Simulation:
                 "train_loss": float(np.mean([u.train_loss for u in updates])),
                 "accuracy": acc if evaluated else float("nan"),
                 "loss": loss if evaluated else float("nan"),
+                **({"personal_accuracy": personal} if self.aggregator.personalized else {}),
                 **agg_metrics,
                 **alloc.info,
             }
@@ -315,11 +345,20 @@ class Simulation:
         writer.write_summary(summary)
         return summary
 
+    def personal_accuracy(self, state: State) -> float:
+        """Mean over clients of their own adapter's accuracy on their own test set."""
+        accs = []
+        for k, test in enumerate(self.shards.client_test):
+            own = self.aggregator.personal_state(k)
+            accs.append(self.trainer.evaluate(own if own is not None else state, test,
+                                              self.sc.eval.batch_size)[0])
+        return float(np.mean(accs))
+
     def _train(self, state: State, k: int, t: int):
         """Client k's local round: its start state from the aggregator, then training."""
         seed, r = self.sc.seed, int(self.ranks[k])
         gen = torch.Generator().manual_seed(seeding.int_seed(seed, "client", k, t, 2))
-        start = self.aggregator.client_state(state, r, gen)
+        start = self.aggregator.client_state(state, k, r, gen)
         return self.trainer.train(k, self.shards.train[k], start,
                                   seeding.rng(seed, "client", k, t),
                                   seeding.int_seed(seed, "client", k, t, 1), rank=r,

@@ -55,6 +55,9 @@ class Aggregator(ABC):
     merges_into_base : bool
         True for methods that fold updates into the base weights (FLoRA, FLoRIST);
         the final adapter is then exported from the total weight change.
+    personalized : bool
+        True for methods that give clients their own adapters (FedTreeLoRA); their
+        per-client accuracy is evaluated on each client's own test split.
     """
 
     name: ClassVar[str] = ""
@@ -75,10 +78,16 @@ class Aggregator(ABC):
         self.sites = sites
         self.full_rank = max((s.rank for s in sites), default=0)
 
-    def client_state(self, global_state: State, rank: int,
+    personalized: ClassVar[bool] = False
+
+    def client_state(self, global_state: State, client_id: int, rank: int,
                      generator: torch.Generator) -> State:
-        """The adapter a client of ``rank`` starts its local training from."""
+        """The adapter client ``client_id`` (of ``rank``) starts its local training from."""
         return global_state if rank >= self.full_rank else truncate(global_state, rank)
+
+    def personal_state(self, client_id: int) -> State | None:
+        """A personalised method's adapter for one client (None: the global one)."""
+        return None
 
     def downlink_numels(self, global_state: State) -> int:
         """Values the server broadcasts at the start of a round."""

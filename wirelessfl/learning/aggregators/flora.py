@@ -35,7 +35,7 @@ class StackingAggregator(Aggregator):
         self._head_numel = sum(t.numel() for n, t in initial_state.items() if n not in lora)
         self._downlink = self._head_numel  # round 0: clients hold the base; only the head
 
-    def client_state(self, global_state: State, rank: int,
+    def client_state(self, global_state: State, client_id: int, rank: int,
                      generator: torch.Generator) -> State:
         return fresh_lora(global_state, rank, generator)
 
