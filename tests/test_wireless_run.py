@@ -147,3 +147,27 @@ def test_channels_command_lists_models_and_parameters(capsys):
     for name in ("rayleigh", "rician", "nakagami", "jakes", "trace", "awgn", "uma",
                  "umi_street_canyon", "k_factor_db", "max_doppler_hz"):
         assert name in out
+
+
+def test_soft_with_tsfa_runs_and_stays_reproducible(tiny_raw, tmp_path):
+    tiny_raw["rounds"] = 3
+    tiny_raw["method"] = {"aggregator": "fedit", "compressor": "soft", "controller": "tsfa",
+                          "compressor_options": {"lambda_orth": 0.5}}
+    tiny_raw["controller"] = {"latency_budget_s": 0.02}  # below the full-rank latency
+    raw2 = json.loads(json.dumps(tiny_raw))
+    metrics, clients = one_round(tiny_raw, tmp_path, "tsfa")
+    assert {"trunc_err", "svd_trunc_err", "orth_residual", "queue_s"} <= set(metrics[0])
+    assert all(float(m["svd_trunc_err"]) <= float(m["trunc_err"]) + 1e-9 for m in metrics)
+    assert any(int(c["keep_ranks"]) < int(c["rank"]) for c in clients)
+    again, _ = one_round(raw2, tmp_path, "tsfa2")
+    assert again == metrics  # host timings stay out of metrics.csv
+
+
+def test_tsfa_without_a_budget_is_a_one_line_error(tiny_raw, tmp_path, capsys):
+    import yaml
+
+    tiny_raw["method"] = {"controller": "tsfa"}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(tiny_raw))
+    assert main(["validate", str(p)]) == 2
+    assert capsys.readouterr().err.startswith("error: controller.latency_budget_s: ")

@@ -122,13 +122,18 @@ def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
     from wirelessfl.learning.aggregators import AGGREGATORS
 
     m = sc.method
+    controller = resolve(CONTROLLERS, "method.controller", m.controller, m.controller_options,
+                         "method.controller_options")
+    if controller.needs_budget and sc.controller.latency_budget_s is None:
+        raise ScenarioError("controller.latency_budget_s",
+                            f"controller {m.controller!r} needs a long-term latency budget in "
+                            "seconds")
     return (
         resolve(AGGREGATORS, "method.aggregator", m.aggregator, m.aggregator_options,
                 "method.aggregator_options"),
         resolve(COMPRESSORS, "method.compressor", m.compressor, m.compressor_options,
                 "method.compressor_options"),
-        resolve(CONTROLLERS, "method.controller", m.controller, m.controller_options,
-                "method.controller_options"),
+        controller,
     )
 
 

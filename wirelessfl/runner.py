@@ -38,7 +38,7 @@ from wirelessfl.learning.data import (
     tokenize,
 )
 from wirelessfl.learning.flops import training_step_flops
-from wirelessfl.learning.lora import lora_sites, numels_at_rank, rank_grad_mask
+from wirelessfl.learning.lora import lora_sites, rank_grad_mask
 from wirelessfl.learning.models import build_base, load_tokenizer, wrap_lora
 from wirelessfl.learning.partition import dirichlet_partition, iid_partition
 from wirelessfl.results import ResultsWriter, package_versions
@@ -152,7 +152,8 @@ class Simulation:
                 p.requires_grad_(False)
         self.trainer = LocalTrainer(self.model, self.data, self.device, sc.clients.local_steps,
                                     sc.clients.batch_size, sc.clients.learning_rate,
-                                    sc.clients.weight_decay)
+                                    sc.clients.weight_decay,
+                                    regularizer=self.compressor.regularizer(self.model))
         self.initial_state = get_state(self.model)
         self.shapes = {n: tuple(t.shape) for n, t in self.initial_state.items()}
         self.numels = numels(self.initial_state)
@@ -183,8 +184,19 @@ class Simulation:
     def full_bits(self) -> np.ndarray:
         """Uplink payload per client at its full rank r_k, bits."""
         q = self.sc.radio.bits_per_value
-        return np.array([self.compressor.payload_bits(numels_at_rank(self.shapes, int(r)), q,
-                                                      None) for r in self.ranks], dtype=float)
+        return np.array([self.compressor.payload_bits(self.shapes, int(r), q, None)
+                         for r in self.ranks], dtype=float)
+
+    @property
+    def bits_table(self) -> np.ndarray:
+        """Payload of client k sending m ranks, ``[k, m]`` for m = 0..R, bits (n, R + 1).
+
+        Entries with m above the client's rank repeat its full payload.
+        """
+        q = self.sc.radio.bits_per_value
+        big_r = self.alloc_rank
+        return np.array([[self.compressor.payload_bits(self.shapes, int(r), q, min(m, int(r)))
+                          for m in range(big_r + 1)] for r in self.ranks], dtype=float)
 
     def broadcast_bits(self, state: State) -> int:
         """Downlink payload of the global adapter this round, bits."""
@@ -236,9 +248,10 @@ class Simulation:
         t_now, cum_up, cum_dn, lat_sum = 0.0, 0, 0, 0.0
         acc, loss = float("nan"), float("nan")
         best_acc = float("nan")
+        wall: dict[str, float] = {}
         bar = tqdm(range(sc.rounds), desc=sc.name, unit="round", disable=not progress,
                    dynamic_ncols=True)
-        compute_all, full_all = self.compute_s, self.full_bits
+        compute_all, full_all, bits_all = self.compute_s, self.full_bits, self.bits_table
         for t in bar:
             sel = self.select(sampling)
             self.cell.move_to(t_now)
@@ -249,8 +262,13 @@ class Simulation:
             fading = self.cell.estimated_fading(t_now)[sel]
             ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
                                full_all[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
-                               sc.controller.latency_budget_s, queue.value)
+                               sc.controller.latency_budget_s, queue.value,
+                               weights=np.array([u.num_samples for u in updates], dtype=float),
+                               bits=bits_all[sel], eps=self._error_profiles(updates))
             alloc = self.controller.online(ctx)
+            timings = {k: alloc.info.pop(k) for k in list(alloc.info) if k.endswith("_wall_s")}
+            for k, v in timings.items():
+                wall[k] = wall.get(k, 0.0) + v
             keep = alloc.keep_ranks
             packets = [
                 self.compressor.compress(u, state, sc.radio.bits_per_value,
@@ -272,6 +290,9 @@ class Simulation:
             lat_sum += latency
             up_bits = int(bits[out.received].sum())
             energy = self._energy_j(plan, out)
+            comp_metrics = {}
+            for key in packets[0].metrics if packets else {}:
+                comp_metrics[key] = float(np.mean([p.metrics[key] for p in packets]))
             cum_up += up_bits
             cum_dn += dl_bits
             q_before = queue.value
@@ -306,6 +327,7 @@ class Simulation:
                 "loss": loss if evaluated else float("nan"),
                 **({"personal_accuracy": personal} if self.aggregator.personalized else {}),
                 **agg_metrics,
+                **comp_metrics,
                 **alloc.info,
             }
             writer.append_rows("metrics", [row])
@@ -316,6 +338,8 @@ class Simulation:
                     writer.event({"round": t, "event": "drop", "client": int(sel[i]),
                                   "reason": reason})
             writer.event({"round": t, "event": "timeline", "phases": out.events})
+            if timings:
+                writer.event({"round": t, "event": "timing", **timings})
             bar.set_postfix(sim_s=f"{t_now:.1f}", acc=f"{acc:.3f}")
         bar.close()
 
@@ -340,10 +364,21 @@ class Simulation:
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
             "wall_time_s": time.perf_counter() - wall0,
+            **{f"mean_{k}": v / sc.rounds for k, v in wall.items()},
             "versions": package_versions(),
         }
         writer.write_summary(summary)
         return summary
+
+    def _error_profiles(self, updates) -> np.ndarray | None:
+        """Reported ``eps_k(m)`` per client, (n, R + 1); None if nothing is sparsified."""
+        if not self.compressor.sparsifies:
+            return None
+        out = np.zeros((len(updates), self.alloc_rank + 1))
+        for i, u in enumerate(updates):
+            e = self.compressor.error_profile(u)
+            out[i, : len(e)] = e  # ranks above the client's own lose nothing
+        return out
 
     def personal_accuracy(self, state: State) -> float:
         """Mean over clients of their own adapter's accuracy on their own test set."""

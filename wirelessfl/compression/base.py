@@ -42,18 +42,41 @@ class Compressed:
 
 
 class Compressor(ABC):
-    """Turns a client's update into a payload."""
+    """Turns a client's update into a payload.
+
+    Attributes
+    ----------
+    sparsifies : bool
+        Whether ``keep_ranks`` changes what is sent (the controller may then send
+        fewer than all ranks).
+    """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    sparsifies: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
     @abstractmethod
-    def payload_bits(self, numels: dict[str, int], bits_per_value: int,
+    def payload_bits(self, shapes: dict[str, tuple[int, ...]], rank: int, bits_per_value: int,
                      keep_ranks: int | None) -> int:
-        """Bits of a payload for tensors with these element counts (for planning)."""
+        """Bits of the payload of a client of ``rank`` keeping ``keep_ranks`` (None: all).
+
+        ``shapes`` are the allocated tensor shapes (all clients share them).
+        """
+
+    def error_profile(self, update: ClientUpdate) -> np.ndarray | None:
+        """Relative sparsification error ``eps(m)`` for ``m = 0 .. rank``, shape (rank + 1,).
+
+        What the client reports to the controller; None when the compressor does
+        not sparsify.
+        """
+        return None
+
+    def regularizer(self, model):
+        """A ``model -> scalar Tensor`` penalty added to the clients' loss, or None."""
+        return None
 
     @abstractmethod
     def compress(self, update: ClientUpdate, global_state: State, bits_per_value: int,

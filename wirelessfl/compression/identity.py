@@ -15,13 +15,12 @@ from wirelessfl.network.payload import dense_bits
 class Identity(Compressor):
     """No compression: ``S = q * (values of the client's r_k ranks and the head)`` bits."""
 
-    def payload_bits(self, numels: dict[str, int], bits_per_value: int,
+    def payload_bits(self, shapes: dict[str, tuple[int, ...]], rank: int, bits_per_value: int,
                      keep_ranks: int | None) -> int:
-        return dense_bits(numels.values(), bits_per_value)
+        return dense_bits(numels_at_rank(shapes, rank).values(), bits_per_value)
 
     def compress(self, update: ClientUpdate, global_state: State, bits_per_value: int,
                  keep_ranks: int | None, rng: np.random.Generator) -> Compressed:
         shapes = {n: tuple(t.shape) for n, t in update.state.items()}
         rank = update.rank if update.rank is not None else 1 << 30
-        return Compressed(update, self.payload_bits(numels_at_rank(shapes, rank),
-                                                    bits_per_value, None))
+        return Compressed(update, self.payload_bits(shapes, rank, bits_per_value, None))

@@ -1,6 +1,6 @@
 """Bandwidth / sparsification controllers; importing this package registers them."""
 
-from wirelessfl.control import equal  # noqa: F401
+from wirelessfl.control import baselines, equal, tsfa  # noqa: F401
 from wirelessfl.control.base import (
     CONTROLLERS,
     Allocation,

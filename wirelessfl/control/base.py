@@ -45,6 +45,13 @@ class RoundContext:
         Long-term average latency budget.
     queue : float
         Virtual queue Q(t), seconds.
+    weights : ndarray, shape (n,)
+        Aggregation weights (training examples) of the clients, not normalised.
+    bits : ndarray, shape (n, R + 1), or None
+        Payload of client k sending m ranks at ``[k, m]``, bits.
+    eps : ndarray, shape (n, R + 1), or None
+        Reported relative sparsification error ``eps_k(m)`` (None: the compressor
+        does not sparsify, so only full rank is possible).
     """
 
     round: int
@@ -57,6 +64,15 @@ class RoundContext:
     bandwidth_hz: float
     latency_budget_s: float | None
     queue: float
+    weights: np.ndarray | None = None
+    bits: np.ndarray | None = None
+    eps: np.ndarray | None = None
+
+    @property
+    def p(self) -> np.ndarray:
+        """Normalised aggregation weights ``p_k``."""
+        w = np.ones(len(self.client_ids)) if self.weights is None else self.weights
+        return w / w.sum()
 
 
 @dataclass
@@ -72,7 +88,9 @@ class Allocation:
     planned_latency_s : ndarray, shape (n,)
         Downlink + compute + upload time expected with the round-start CSI, seconds.
     info : dict
-        Per-round values for ``metrics.csv`` (solve time, fallbacks).
+        Per-round values for ``metrics.csv`` (fallbacks, ...). Keys ending in
+        ``_wall_s`` are host timings: they go to ``events.jsonl`` and the summary,
+        never to ``metrics.csv``, which must not depend on the host.
     """
 
     bandwidth_hz: np.ndarray
@@ -107,6 +125,7 @@ class Controller(ABC):
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    needs_budget: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

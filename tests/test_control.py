@@ -1,0 +1,165 @@
+"""Controllers: closed forms, brute force, the queue's long-term behaviour."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import brentq
+
+from wirelessfl.control import CONTROLLERS
+from wirelessfl.control.bandwidth import inverse_rate_hz, minmax_allocation
+from wirelessfl.control.base import LatencyQueue
+from wirelessfl.control.synthetic import SyntheticCell, run_rounds
+from wirelessfl.control.tsfa import TSFA, OnlineProblem, TSFAParams
+from wirelessfl.network.link import shannon_rate_bps
+
+
+def test_inverse_rate_is_exact():
+    rng = np.random.default_rng(0)
+    c = 10 ** rng.uniform(4, 10, 5000)
+    b = 10 ** rng.uniform(3, 8, 5000)
+    r = shannon_rate_bps(b, c)
+    bb = inverse_rate_hz(r, c)
+    ok = c / b > 1e-3  # below, R(b) is flat to 1e-4 and b is ill-conditioned
+    assert np.max(np.abs(bb[ok] - b[ok]) / b[ok]) < 1e-8
+    assert np.all(shannon_rate_bps(bb, c) >= r * (1 - 1e-11))
+    assert np.isinf(inverse_rate_hz(np.array([2e9]), np.array([1e9]))[0])  # > c / ln 2
+
+
+def independent_minmax(a, s, c, big_b):
+    """Min-max latency by bisection on tau and brentq per client (no shared code)."""
+    def need(tau):
+        out = []
+        for ak, sk, ck in zip(a, s, c, strict=True):
+            rate = sk / (tau - ak)
+            if rate >= ck / math.log(2):
+                return math.inf
+            out.append(brentq(lambda b, r=rate, cc=ck: b * math.log2(1 + cc / b) - r,
+                              1e-9, 1e15, xtol=1e-12, rtol=1e-14))
+        return sum(out)
+
+    lo, hi = max(a), max(a) + 1e4
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if need(mid) <= big_b else (mid, hi)
+    return hi
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_minmax_equalises_latencies_and_matches_an_independent_solver(seed):
+    rng = np.random.default_rng(seed)
+    n = 4
+    a = rng.uniform(0.1, 1.0, n)
+    s = rng.uniform(1e5, 5e6, n)
+    c = 10 ** rng.uniform(6, 9, n)
+    tau, b = minmax_allocation(a, s, c, 5e6)
+    assert b.sum() <= 5e6 * (1 + 1e-12)
+    lat = a + s / shannon_rate_bps(b, c)
+    assert np.ptp(lat) / tau < 1e-6  # every client finishes together
+    assert tau == pytest.approx(independent_minmax(a, s, c, 5e6), rel=1e-6)
+
+
+def brute_force(ctx, v_weight):
+    a = ctx.downlink_s + ctx.compute_s
+    best = math.inf
+    for m in itertools.product(*[range(1, int(r) + 1) for r in ctx.ranks]):
+        m = np.array(m)
+        tau, _ = minmax_allocation(a, ctx.bits[np.arange(len(m)), m], ctx.c_hz,
+                                   ctx.bandwidth_hz)
+        j = v_weight * float(ctx.p @ ctx.eps[np.arange(len(m)), m]) + ctx.queue * tau
+        best = min(best, j)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tsfa_online_matches_brute_force_within_one_percent(seed):
+    cell = SyntheticCell(n=5, rank=4, bandwidth_hz=4e6, seed=seed)
+    rng = np.random.default_rng(100 + seed)
+    ctx = cell.context(0, queue=float(rng.uniform(0.2, 3.0)), budget=1.0)
+    ctrl = TSFA(TSFAParams(polish_max_clients=0))  # the relaxation and rounding alone
+    alloc = ctrl.online(ctx)
+    j_tsfa, _, _ = ctrl.objective(ctx, alloc.keep_ranks)
+    j_best = brute_force(ctx, ctrl.weight_v(ctx))
+    assert j_tsfa <= j_best * 1.01 + 1e-12
+    polished = TSFA().online(ctx)
+    assert TSFA().objective(ctx, polished.keep_ranks)[0] <= j_tsfa + 1e-12
+
+
+@pytest.mark.parametrize("name", ["equal", "minmax", "fixed", "greedy", "tsfa"])
+def test_bandwidth_never_exceeds_the_band(name):
+    cell = SyntheticCell(n=7, rank=4, seed=1)
+    ctrl = CONTROLLERS.get(name)()
+    q = LatencyQueue(0.8)
+    for t in range(15):
+        ctx = cell.context(t, q.value, 0.8)
+        a = ctrl.online(ctx)
+        assert a.bandwidth_hz.sum() <= ctx.bandwidth_hz * (1 + 1e-9)
+        assert np.all(a.bandwidth_hz >= 0)
+        if a.keep_ranks is not None:
+            assert np.all((a.keep_ranks >= 1) & (a.keep_ranks <= ctx.ranks))
+        q.update(float(a.planned_latency_s.max()))
+
+
+def full_rank_latency(cell, rounds=40):
+    return run_rounds(CONTROLLERS.get("minmax")(), cell, rounds, None)["latency_s"]
+
+
+def test_tsfa_keeps_full_rank_when_the_budget_is_met():
+    cell = SyntheticCell(n=10, seed=2)
+    budget = 1.5 * full_rank_latency(SyntheticCell(n=10, seed=2)).max()
+    out = run_rounds(TSFA(), cell, 30, budget)
+    assert np.all(out["keep_ratio"] == 1.0) and np.all(out["queue_s"] == 0.0)
+
+
+def test_tsfa_long_term_latency_converges_under_the_budget():
+    base = full_rank_latency(SyntheticCell(n=10, seed=3), rounds=50)
+    budget = 0.7 * base.mean()
+    out = run_rounds(TSFA(), SyntheticCell(n=10, seed=3), 50, budget)
+    running = np.cumsum(out["latency_s"]) / np.arange(1, 51)
+    assert running[-1] <= budget * 1.05
+    assert out["keep_ratio"].mean() < 1.0  # it had to sparsify ...
+    assert out["eps"].mean() < 0.5  # ... but not everything
+    # the queue does not grow without bound (mean-rate stability)
+    assert out["queue_s"][-10:].max() < 10 * budget
+
+
+def test_minmax_never_sparsifies_and_greedy_meets_a_feasible_deadline():
+    cell = SyntheticCell(n=6, seed=4)
+    ctx = cell.context(0, 0.0, None)
+    assert CONTROLLERS.get("minmax")().online(ctx).keep_ranks is None
+    ones = np.ones(6, dtype=int)
+    tau_one, _ = minmax_allocation(ctx.downlink_s + ctx.compute_s, ctx.bits[np.arange(6), ones],
+                                   ctx.c_hz, ctx.bandwidth_hz)
+    ctx.latency_budget_s = tau_one * 1.2
+    a = CONTROLLERS.get("greedy")().online(ctx)
+    assert a.planned_latency_s.max() <= tau_one * 1.2 + 1e-9
+
+
+def test_fixed_ratio_keeps_the_ratio_with_equal_bandwidth():
+    from wirelessfl.control.baselines import FixedParams, FixedRatio
+
+    cell = SyntheticCell(n=4, rank=8, seed=5)
+    a = FixedRatio(FixedParams(keep_ratio=0.3)).online(cell.context(0, 0.0, None))
+    assert a.keep_ranks.tolist() == [3, 3, 3, 3]
+    assert np.allclose(a.bandwidth_hz, cell.bandwidth_hz / 4)
+
+
+def test_a_failing_solver_falls_back_without_crashing(monkeypatch):
+    monkeypatch.setattr(OnlineProblem, "solve", lambda self: False)
+    cell = SyntheticCell(n=5, rank=4, seed=6)
+    a = TSFA().online(cell.context(0, 2.0, 1.0))
+    assert a.info["tsfa_fallback"] == 1.0
+    assert a.bandwidth_hz.sum() <= cell.bandwidth_hz * (1 + 1e-9)
+    assert np.all(a.keep_ranks >= 1)
+
+
+def test_online_problem_is_dpp_and_reused():
+    ctrl = TSFA()
+    cell = SyntheticCell(n=5, rank=4, seed=7)
+    ctrl.online(cell.context(0, 1.0, 1.0))
+    ctrl.online(cell.context(1, 1.0, 1.0))
+    assert len(ctrl._problems) == 1
+    assert next(iter(ctrl._problems.values())).problem.is_dpp()

@@ -1,0 +1,112 @@
+"""SOFT: SVD-free truncation, the orthogonality penalty, payloads, reconstruction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from wirelessfl.compression.ranks import energy_error_profile, importance, truncation_errors
+from wirelessfl.compression.soft import (
+    SOFT,
+    RandomRanks,
+    SoftParams,
+    orthogonality_residual,
+    penalty,
+)
+from wirelessfl.compression.topk import TopK
+from wirelessfl.learning.aggregators.lowrank import product_svd
+from wirelessfl.learning.client import ClientUpdate
+
+A_N, B_N = "m.lora_A.default.weight", "m.lora_B.default.weight"
+
+
+def orthogonal_factors(r=6, d_in=20, d_out=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    qa, _ = torch.linalg.qr(torch.randn(d_in, r, generator=g, dtype=torch.float64))
+    qb, _ = torch.linalg.qr(torch.randn(d_out, r, generator=g, dtype=torch.float64))
+    scale_a = torch.rand(r, generator=g, dtype=torch.float64) * 3 + 0.1
+    scale_b = torch.rand(r, generator=g, dtype=torch.float64) * 3 + 0.1
+    return (qa * scale_a).T.float(), (qb * scale_b).float()  # A (r, d_in), B (d_out, r)
+
+
+def update(a, b, head=None, rank=None):
+    st = {A_N: a, B_N: b, "head.weight": head if head is not None else torch.ones(2, 3)}
+    return ClientUpdate(0, 10, st, 0.0, rank or a.shape[0])
+
+
+@pytest.mark.parametrize("m", [1, 2, 4, 6])
+def test_soft_equals_truncated_svd_when_factors_are_orthogonal(m):
+    a, b = orthogonal_factors()
+    glob = {A_N: torch.zeros_like(a), B_N: torch.zeros_like(b), "head.weight": torch.zeros(2, 3)}
+    out = SOFT(SoftParams(lambda_orth=0.0)).compress(update(a, b), glob, 32, m, None)
+    sent = out.update.state
+    u, s, vh = product_svd(b.double(), a.double())
+    best = (u[:, :m] * s[:m]) @ vh[:m]
+    assert torch.allclose((sent[B_N] @ sent[A_N]).double(), best, atol=1e-5)
+    assert out.metrics["trunc_err"] == pytest.approx(out.metrics["svd_trunc_err"], abs=1e-6)
+    # eps(m) from the importances is exactly the squared relative error
+    eps = energy_error_profile(importance(update(a, b).state, 6))
+    assert eps[m] == pytest.approx(out.metrics["trunc_err"] ** 2, abs=1e-6)
+    assert orthogonality_residual(update(a, b).state) < 1e-6
+
+
+def test_soft_beats_random_and_the_penalty_pulls_towards_orthogonality():
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(6, 20, generator=g) * torch.linspace(2, 0.1, 6)[:, None]
+    b = torch.randn(16, 6, generator=g)
+    chosen = {B_N: torch.topk(importance({A_N: a, B_N: b}, 6)[0], 2).indices}
+    soft_err, oracle = truncation_errors({A_N: a, B_N: b}, chosen, 6)
+    assert oracle <= soft_err <= 1.5 * oracle + 1e-9
+    rnd = RandomRanks().compress(update(a, b), {A_N: a * 0, B_N: b * 0, "head.weight":
+                                                 torch.zeros(2, 3)}, 32, 2,
+                                 np.random.default_rng(0)).metrics["trunc_err"]
+    assert soft_err <= rnd + 1e-9
+    # gradient steps on the penalty alone drive the off-diagonal Grams down
+    params = {A_N: torch.nn.Parameter(a.clone()), B_N: torch.nn.Parameter(b.clone())}
+    before = float(penalty(params).detach())
+    opt = torch.optim.SGD(params.values(), lr=1e-3)
+    for _ in range(200):
+        opt.zero_grad()
+        penalty(params).backward()
+        opt.step()
+    assert float(penalty(params).detach()) < 0.2 * before
+
+
+def test_soft_payload_and_server_reconstruction():
+    a, b = orthogonal_factors(r=8)
+    glob = {A_N: torch.full_like(a, 7.0), B_N: torch.full_like(b, 7.0),
+            "head.weight": torch.zeros(2, 3)}
+    out = SOFT().compress(update(a, b), glob, 16, 3, None)
+    # values of 3 ranks of A (20) and B (16), the head (6), and 3 * ceil(log2 8) index bits
+    assert out.payload_bits == 16 * (3 * (20 + 16) + 6) + 3 * 3
+    sent = out.update.state
+    kept = [i for i in range(8) if not torch.all(sent[A_N][i] == 7.0)]
+    assert len(kept) == 3
+    dropped = [i for i in range(8) if i not in kept]
+    assert torch.all(sent[A_N][dropped] == 7.0) and torch.all(sent[B_N][:, dropped] == 7.0)
+    assert torch.equal(sent[A_N][kept], a[kept])  # sent ranks arrive as trained
+    full = SOFT().payload_bits({A_N: (8, 20), B_N: (16, 8), "head.weight": (2, 3)}, 8, 16, 8)
+    assert full == 16 * (8 * 36 + 6)  # all ranks: no index bits
+
+
+def test_topk_keeps_the_largest_changes_and_pays_index_bits():
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(4, 10, generator=g), torch.randn(8, 4, generator=g)
+    glob = {A_N: torch.zeros_like(a), B_N: torch.zeros_like(b), "head.weight": torch.zeros(2, 3)}
+    out = TopK().compress(update(a, b), glob, 32, 2, None)
+    sent = out.update.state
+    assert int((sent[A_N] != 0).sum()) == 20 and int((sent[B_N] != 0).sum()) == 16
+    thresh = torch.sort(a.abs().flatten(), descending=True).values[19]
+    assert torch.all(sent[A_N][sent[A_N] != 0].abs() >= thresh)
+    assert out.payload_bits == 20 * (32 + math.ceil(math.log2(40))) + \
+        16 * (32 + math.ceil(math.log2(32))) + 6 * 32
+
+
+def test_random_ranks_costs_what_soft_costs():
+    shapes = {A_N: (8, 20), B_N: (16, 8), "head.weight": (2, 3)}
+    for m in range(1, 9):
+        assert RandomRanks().payload_bits(shapes, 8, 32, m) == SOFT().payload_bits(shapes, 8,
+                                                                                   32, m)
