@@ -145,8 +145,8 @@ class FedTreeLoRA(Aggregator):
     def _build_tree(self) -> None:
         self.clients = sorted(self.last_b)
         n = len(self.clients)
-        dists = [pairwise([self.last_b[k][l] for k in self.clients])
-                 for l in range(len(self.layers))]
+        dists = [pairwise([self.last_b[k][layer] for k in self.clients])
+                 for layer in range(len(self.layers))]
         if n < 2:
             self.cuts = [1] * len(self.layers)
             self.labels = [np.ones(n, dtype=int) for _ in self.layers]
