@@ -163,3 +163,29 @@ def test_online_problem_is_dpp_and_reused():
     ctrl.online(cell.context(1, 1.0, 1.0))
     assert len(ctrl._problems) == 1
     assert next(iter(ctrl._problems.values())).problem.is_dpp()
+
+
+def test_offline_choice_minimises_the_surrogate_over_feasible_candidates():
+    from wirelessfl.control.tsfa import Candidate, offline_choice
+
+    def cand(r, gap, cov, lat_scale, err_scale):
+        m = np.arange(r + 1)
+        return Candidate(r, 0.1, gap, cov, err_scale * (1 - m / r) ** 2,
+                         lat_scale * (1 + m / 4.0))
+
+    cands = [cand(2, 0.5, 0.01, 1.0, 0.3), cand(4, 0.2, 0.02, 1.0, 0.4),
+             cand(8, 0.05, 0.05, 2.0, 0.5)]
+    budget = 2.1  # r=2: m_bar 2; r=4: m_bar 4; r=8: only m <= 0.2 -> infeasible
+    best, rows = offline_choice(cands, budget, 1.0, 1.0, 0.5)
+    expect = {2: 0.5 + 0 + 0.005, 4: 0.2 + 0 + 0.01}
+    assert rows[2]["surrogate"] == math.inf and rows[2]["m_bar"] == 0
+    assert rows[0]["surrogate"] == pytest.approx(expect[2])
+    assert rows[1]["surrogate"] == pytest.approx(expect[4])
+    assert best.rank == 4 and [r["chosen"] for r in rows] == [0.0, 1.0, 0.0]
+    # a tighter budget forces sparsification, and the error term enters
+    best, rows = offline_choice(cands, 1.3, 1.0, 1.0, 0.5)  # m_bar: r=2 -> 1, r=4 -> 1
+    assert rows[0]["m_bar"] == 1 and rows[1]["m_bar"] == 1
+    assert rows[1]["surrogate"] == pytest.approx(0.2 + 0.4 * 0.75**2 + 0.01)
+    # nothing feasible: the fastest at one rank
+    best, _ = offline_choice(cands, 0.1, 1.0, 1.0, 0.5)
+    assert best.rank in (2, 4)

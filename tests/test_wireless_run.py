@@ -171,3 +171,23 @@ def test_tsfa_without_a_budget_is_a_one_line_error(tiny_raw, tmp_path, capsys):
     p.write_text(yaml.safe_dump(tiny_raw))
     assert main(["validate", str(p)]) == 2
     assert capsys.readouterr().err.startswith("error: controller.latency_budget_s: ")
+
+
+def test_tsfa_offline_stage_picks_a_rank_and_logs_the_table(tiny_raw, tmp_path):
+    tiny_raw["rounds"] = 2
+    tiny_raw["method"] = {"compressor": "soft", "controller": "tsfa",
+                          "controller_options": {"rank_candidates": [1, 2, 4],
+                                                 "lambda_candidates": [0.0, 1.0]}}
+    tiny_raw["controller"] = {"latency_budget_s": 0.05}
+    tiny_raw["output"] = {"dir": str(tmp_path / "off"), "plots": False}
+    path, summary = run_scenario(parse_scenario(tiny_raw), progress=False)
+    rows = read_csv(path / "tsfa_offline.csv")
+    assert len(rows) == 6 and sum(float(r["chosen"]) for r in rows) == 1
+    chosen = next(r for r in rows if float(r["chosen"]) == 1)
+    assert summary["lora_rank"] == int(chosen["rank"])
+    feasible = [r for r in rows if r["surrogate"] != "inf"]
+    assert float(chosen["surrogate"]) == min(float(r["surrogate"]) for r in feasible)
+    for r in rows:  # rank gap falls with the rank; latency grows with it
+        assert 0 <= float(r["rank_gap"]) <= 1
+    by_rank = {int(r["rank"]): float(r["latency_full_s"]) for r in rows}
+    assert by_rank[1] < by_rank[2] < by_rank[4]

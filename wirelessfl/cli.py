@@ -38,11 +38,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from wirelessfl.runner import Simulation
+    from wirelessfl.runner import build_simulation
     from wirelessfl.scenario import load_scenario
 
     sc = load_scenario(args.scenario, args.overrides)
-    info = Simulation(sc).plan_summary()
+    info = build_simulation(sc).plan_summary()
     print(f"{args.scenario}: valid")
     width = max(len(k) for k in info)
     for k, v in info.items():

@@ -28,7 +28,8 @@ from typing import Any
 
 from wirelessfl.errors import OutputError
 
-RESULT_FILES = ("config.yaml", "metrics.csv", "clients.csv", "events.jsonl", "summary.json")
+RESULT_FILES = ("config.yaml", "metrics.csv", "clients.csv", "events.jsonl", "summary.json",
+                "tsfa_offline.csv")
 RESULT_DIRS = ("adapter", "plots")
 PACKAGES = ("wirelessfl", "torch", "peft", "transformers", "numpy", "scipy", "cvxpy", "simpy",
             "pydantic")

@@ -124,6 +124,8 @@ class Simulation:
         A validated scenario.
     """
 
+    offline_rows: list[dict[str, float]] | None = None
+
     def __init__(self, scenario: Scenario) -> None:
         sc = self.sc = scenario
         build.check_learning(sc)
@@ -242,6 +244,8 @@ class Simulation:
         sc = self.sc
         wall0 = time.perf_counter()
         writer.write_config(sc.to_yaml())
+        if self.offline_rows:
+            writer.append_rows("tsfa_offline", self.offline_rows)
         state: State = {n: t.clone() for n, t in self.initial_state.items()}
         queue = LatencyQueue(sc.controller.latency_budget_s)
         sampling = seeding.rng(sc.seed, "sampling")
@@ -360,6 +364,7 @@ class Simulation:
             "total_downlink_bits": cum_dn,
             "method": sc.method.model_dump(),
             "base_model": self.base_recipe,
+            "lora_rank": int(self.alloc_rank),
             "label_names": self.data.label_names,
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
@@ -471,6 +476,52 @@ class Simulation:
         return rows
 
 
+def build_simulation(sc: Scenario) -> Simulation:
+    """The simulation of ``sc``, after TSFA's offline stage when the controller asks for it.
+
+    With ``method.controller_options.rank_candidates``, a pilot simulation at the
+    largest candidate rank measures every (rank, lambda_orth) candidate, the
+    controller's surrogate picks one (:func:`wirelessfl.control.tsfa.offline_choice`),
+    and the run is built with that structural rank and orthogonality weight. The
+    candidate table is kept in ``Simulation.offline_rows``.
+    """
+    from wirelessfl.control.tsfa import offline_choice
+    from wirelessfl.errors import ScenarioError
+    from wirelessfl.pilot import run_pilot
+
+    sim = Simulation(sc)
+    params = sim.controller.params
+    ranks = getattr(params, "rank_candidates", None)
+    if not ranks:
+        return sim
+    key = "method.controller_options.rank_candidates"
+    if sc.model.lora.client_ranks is not None or sc.model.lora.rank_by_device is not None:
+        raise ScenarioError(key, "the offline rank choice needs one structural rank; drop "
+                            "model.lora.client_ranks / rank_by_device")
+    if any(r < 1 for r in ranks):
+        raise ScenarioError(key, "ranks must be >= 1")
+    own_lambda = getattr(sim.compressor.params, "lambda_orth", None)
+    lambdas = params.lambda_candidates
+    if lambdas is not None and own_lambda is None:
+        raise ScenarioError("method.controller_options.lambda_candidates",
+                            f"compressor {sc.method.compressor!r} has no lambda_orth; use soft")
+    lambdas = lambdas or [own_lambda or 0.0]
+    pilot_sc = sc.model_copy(deep=True)
+    pilot_sc.model.lora.rank = max(ranks)
+    pilot = sim if sc.model.lora.rank == max(ranks) else Simulation(pilot_sc)
+    cands = run_pilot(pilot, sorted(set(ranks)), lambdas, params.pilot_clients)
+    choice, rows = offline_choice(cands, sc.controller.latency_budget_s, params.weight_rank,
+                                  params.weight_sparse, params.weight_cov)
+    final = sc.model_copy(deep=True)
+    final.model.lora.rank = choice.rank
+    if own_lambda is not None:
+        final.method.compressor_options = {**final.method.compressor_options,
+                                           "lambda_orth": choice.lambda_orth}
+    sim = Simulation(final)
+    sim.offline_rows = rows
+    return sim
+
+
 def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
                  out_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Build, check the output folder, run and plot; return (folder, summary)."""
@@ -478,7 +529,7 @@ def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
 
     path = out_dir if out_dir is not None else sc.output_dir
     check_output_dir(path, overwrite)  # before the (slow) build: fail fast
-    sim = Simulation(sc)
+    sim = build_simulation(sc)
     writer = ResultsWriter(path, overwrite=overwrite)
     summary = sim.run(writer, progress=progress)
     if sc.output.plots:

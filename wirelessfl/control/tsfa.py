@@ -297,3 +297,77 @@ class TSFA(Controller):
             "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks))),
             "solve_wall_s": time.perf_counter() - t0,
         })
+
+
+# ---------------------------------------------------------------------- offline stage
+
+
+@dataclass
+class Candidate:
+    """A structural choice (rank r, orthogonality weight) and what the pilot measured.
+
+    Attributes
+    ----------
+    rank : int
+    lambda_orth : float
+    rank_gap : float
+        Share of the pilot update's energy beyond its top r ranks (what rank r
+        cannot hold), in [0, 1].
+    covariance : float
+        FedIT covariance ratio ``||C||_F / ||sum p B A||_F`` between the pilot clients
+        at rank r (0 with one pilot client).
+    trunc_err : ndarray, shape (r + 1,)
+        Squared relative truncation error of SOFT keeping m ranks, m = 0..r.
+    latency_s : ndarray, shape (r + 1,)
+        Expected round latency with m ranks kept and min-max bandwidth, seconds.
+    """
+
+    rank: int
+    lambda_orth: float
+    rank_gap: float
+    covariance: float
+    trunc_err: np.ndarray
+    latency_s: np.ndarray
+
+
+def expected_minmax_latency(a_s: np.ndarray, bits: np.ndarray, c_hz: np.ndarray,
+                            fading: np.ndarray, bandwidth_hz: float) -> float:
+    """Mean over fading draws of the min-max round latency, seconds.
+
+    ``fading`` has shape (n_clients, n_draws); each draw gets the optimal (min-max)
+    bandwidth allocation for the payloads ``bits``.
+    """
+    vals = [minmax_allocation(a_s, bits, c_hz * fading[:, j], bandwidth_hz)[0]
+            for j in range(fading.shape[1])]
+    return float(np.mean(vals))
+
+
+def offline_choice(cands: list[Candidate], budget_s: float, w_rank: float, w_sparse: float,
+                   w_cov: float) -> tuple[Candidate, list[dict[str, float]]]:
+    """The candidate minimising the convergence-bound surrogate under the budget.
+
+    For each candidate, ``m_bar`` is the largest kept rank whose expected latency fits
+    ``budget_s``, and ``J = w_rank * rank_gap + w_sparse * trunc_err[m_bar] +
+    w_cov * covariance``. Candidates with no feasible m are infeasible; if none is
+    feasible, the one with the smallest expected latency at m = 1 is chosen.
+    Returns the choice and one table row per candidate.
+    """
+    rows = []
+    best, best_j = None, math.inf
+    for c in cands:
+        fits = [m for m in range(1, c.rank + 1) if c.latency_s[m] <= budget_s]
+        m_bar = max(fits) if fits else 0
+        j = (w_rank * c.rank_gap + w_sparse * float(c.trunc_err[m_bar]) + w_cov * c.covariance
+             if fits else math.inf)
+        rows.append({"rank": c.rank, "lambda_orth": c.lambda_orth, "rank_gap": c.rank_gap,
+                     "covariance": c.covariance, "m_bar": m_bar,
+                     "trunc_err_at_m_bar": float(c.trunc_err[m_bar]) if fits else math.nan,
+                     "latency_full_s": float(c.latency_s[c.rank]),
+                     "latency_m1_s": float(c.latency_s[1]), "surrogate": j})
+        if j < best_j:
+            best, best_j = c, j
+    if best is None:
+        best = min(cands, key=lambda c: float(c.latency_s[1]))
+    for row, c in zip(rows, cands, strict=True):
+        row["chosen"] = float(c is best)
+    return best, rows
