@@ -1,7 +1,9 @@
 """Benchmarks: simulator overhead against a bare PyTorch + peft loop.
 
-Writes ``results/bench/overhead.json`` and ``results/bench/channels.json`` (fading
-gains sampled per second, 1,000 links x 1,000 blocks). For each case the same model, data, client
+Writes ``results/bench/overhead.json``, ``results/bench/channels.json`` (fading
+gains sampled per second, 1,000 links x 1,000 blocks) and
+``results/bench/control.json`` (SOFT against SVD selection per site; TSFA online
+decision time at 10, 100 and 1,000 clients). For each case the same model, data, client
 shards, local steps, batch size and evaluations are run twice: once by
 ``wirelessfl`` (the full round loop: channel, simpy timeline, controller, results
 files) and once by a plain loop that only trains, averages and evaluates. The
@@ -125,6 +127,72 @@ def channel_throughput(n_links: int = 1000, n_blocks: int = 1000,
     return out
 
 
+def soft_vs_svd(repeats: int = 3) -> dict[str, dict[str, float]]:
+    """Client-side selection cost per site: SOFT's norms + top-m against the SVD oracle.
+
+    SOFT: ``||b_i|| ||a_i||`` and a top-m (O(r (d_in + d_out))). SVD oracle: form
+    ``B A`` (d_out x d_in) and take its SVD, as a client without SOFT would.
+    """
+    from wirelessfl.compression.soft import top_ranks
+
+    out = {}
+    for d, r in ((384, 8), (1024, 16)):
+        g = torch.Generator().manual_seed(0)
+        a, b = torch.randn(r, d, generator=g), torch.randn(d, r, generator=g)
+        m = r // 2
+
+        def soft(a=a, b=b, m=m):
+            s = (b.norm(dim=0) * a.norm(dim=1))[None]
+            return top_ranks(s, m)
+
+        def svd(a=a, b=b, m=m):
+            u, s, vh = torch.linalg.svd(b @ a, full_matrices=False)
+            return (u[:, :m] * s[:m]) @ vh[:m]
+
+        times = {}
+        for name, fn in (("soft", soft), ("svd", svd)):
+            fn()
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - t0)
+            times[name] = best
+        out[f"{d}x{d}_r{r}"] = {"soft_s": round(times["soft"], 7),
+                                "svd_s": round(times["svd"], 5),
+                                "svd_over_soft": round(times["svd"] / times["soft"], 1)}
+        print(f"selection {d}x{d} r={r}: SOFT {times['soft'] * 1e6:.0f} us, "
+              f"SVD {times['svd'] * 1e3:.1f} ms ({times['svd'] / times['soft']:.0f}x)")
+    return out
+
+
+def tsfa_solve_times(sizes=(10, 100, 1000), rounds: int = 3) -> dict[str, dict[str, float]]:
+    """Wall time of one TSFA online decision on synthetic instances of n clients."""
+    from wirelessfl.control.base import LatencyQueue
+    from wirelessfl.control.synthetic import SyntheticCell
+    from wirelessfl.control.tsfa import TSFA
+
+    out = {}
+    for n in sizes:
+        cell = SyntheticCell(n=n, rank=8, bandwidth_hz=1e6 * n, seed=0)
+        ctrl = TSFA()
+        q = LatencyQueue(1.0)
+        times, solves = [], []
+        for t in range(rounds + 1):
+            ctx = cell.context(t, max(q.value, 1.0), 1.0)  # a loaded queue: a real trade-off
+            t0 = time.perf_counter()
+            a = ctrl.online(ctx)
+            if t > 0:  # round 0 includes building the cvxpy problem
+                times.append(time.perf_counter() - t0)
+                solves.append(a.info["tsfa_solves"])
+            q.update(float(a.planned_latency_s.max()))
+        out[str(n)] = {"per_round_s": round(float(np.median(times)), 4),
+                       "cvxpy_solves_per_round": float(np.median(solves))}
+        print(f"tsfa online, {n} clients: {np.median(times):.3f} s per round "
+              f"({np.median(solves):.0f} cvxpy solves)")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="tiny,minilm")
@@ -155,6 +223,10 @@ def main() -> None:
             "models": channel_throughput()}
     (out / "channels.json").write_text(json.dumps(chan, indent=2))
     print(f"wrote {out / 'channels.json'}")
+    ctrl = {"host": report["host"], "soft_vs_svd_selection": soft_vs_svd(),
+            "tsfa_online": tsfa_solve_times()}
+    (out / "control.json").write_text(json.dumps(ctrl, indent=2))
+    print(f"wrote {out / 'control.json'}")
 
 
 if __name__ == "__main__":

@@ -164,10 +164,12 @@ def check(sc: Scenario) -> None:
 
 
 def expected_round_latency_s(cell: Cell, compute_s, bits, downlink_s: float,
-                             n_rounds: int = 200, seed: int = 0) -> float:
-    """Mean round latency with equal bandwidth and full payloads, by simulation.
+                             n_rounds: int = 200, seed: int = 0,
+                             bandwidth_hz: np.ndarray | None = None) -> float:
+    """Mean round latency of uploads of ``bits``, by simulation.
 
-    ``compute_s`` and ``bits`` are scalars or one value per client.
+    ``compute_s`` and ``bits`` are scalars or one value per client; the bandwidth is
+    equal shares unless ``bandwidth_hz`` (one per client) is given.
 
     Plays ``n_rounds`` independent rounds of the discrete-event timeline on a fresh
     realisation of the scenario's channel model (not the run's own draws) and
@@ -183,7 +185,7 @@ def expected_round_latency_s(cell: Cell, compute_s, bits, downlink_s: float,
     ch.reset(k, np.random.default_rng(seed))
     links = np.arange(k)
     c = cell.uplink_c_hz(links)
-    b = np.full(k, cell.uplink_bandwidth_hz / k)
+    b = np.full(k, cell.uplink_bandwidth_hz / k) if bandwidth_hz is None else bandwidth_hz
     tc = ch.coherence_time_s if np.isfinite(ch.coherence_time_s) else 0.0
     t0, total = 0.0, 0.0
     for _ in range(n_rounds):

@@ -6,8 +6,9 @@ largest candidate rank (with that weight's penalty). From their adapters, for
 every candidate rank r: the energy share beyond the top r ranks (the rank gap),
 the FedIT covariance ratio between the pilot clients at rank r, SOFT's squared
 truncation error for every kept m, and the expected round latency for every m
-(payloads from the compressor, min-max bandwidth, fading drawn from the scenario's
-channel model). :func:`wirelessfl.control.tsfa.offline_choice` then picks.
+(payloads from the compressor, min-max bandwidth planned on the large-scale gains,
+rounds played by the discrete-event timeline on the scenario's fading model).
+:func:`wirelessfl.control.tsfa.offline_choice` then picks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import torch
 
 from wirelessfl import seeding
 from wirelessfl.compression.ranks import importance, site_names
-from wirelessfl.control.tsfa import Candidate, expected_minmax_latency
+from wirelessfl.control.bandwidth import minmax_allocation
+from wirelessfl.control.tsfa import Candidate
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.aggregators.fedit import covariance_error
 
@@ -57,28 +59,39 @@ def rank_gap(state: State, r: int) -> float:
     return float((e[:, r:].sum(dim=1) / total).mean())
 
 
+def expected_latency(sim, bits: np.ndarray, downlink_s: float, n_rounds: int = 20) -> float:
+    """Expected round latency of payloads ``bits`` under the channel statistics, seconds.
+
+    The bandwidth is the min-max allocation planned on the large-scale gains (the
+    statistics, not a realisation); the rounds are played by the discrete-event
+    timeline on a fresh realisation of the fading model, so an upload averages over
+    the coherence blocks it spans, as in the run.
+    """
+    from wirelessfl.build import expected_round_latency_s
+
+    links = np.arange(len(bits))
+    a_s = sim.compute_s + downlink_s
+    _, b = minmax_allocation(a_s, bits, sim.cell.uplink_c_hz(links),
+                             sim.sc.radio.uplink_bandwidth_hz)
+    return expected_round_latency_s(sim.cell, sim.compute_s, bits, downlink_s, n_rounds,
+                                    seed=sim.sc.seed + 1, bandwidth_hz=b)
+
+
 def run_pilot(sim, ranks: list[int], lambdas: list[float], n_clients: int) -> list[Candidate]:
     """Measure every (rank, lambda) candidate; ``sim`` is a Simulation built at max(ranks)."""
     from wirelessfl.compression.soft import orthogonality_penalty
 
     sc = sim.sc
     k_pilot = list(range(min(n_clients, sc.clients.count)))
-    # expected latency per (rank, m): fading draws from a fresh realisation of the model
-    ch = type(sim.cell.channel)(sim.cell.channel.params)
     n = sc.clients.count
-    ch.reset(n, seeding.rng(sc.seed, "controller", 1))
-    tc = ch.coherence_time_s if np.isfinite(ch.coherence_time_s) else 1.0
-    fading = ch.gains((np.arange(32) + 0.5) * max(tc, 1e-3) * 10)
     links = np.arange(n)
-    a_s = sim.compute_s + sim.cell.broadcast_time_s(sim.broadcast_bits(sim.initial_state),
-                                                    links, 0.0)
-    c = sim.cell.uplink_c_hz(links)
+    dl = sim.cell.broadcast_time_s(sim.broadcast_bits(sim.initial_state), links, 0.0)
     q = sc.radio.bits_per_value
     latency = {}
     for r in ranks:
-        latency[r] = np.array([expected_minmax_latency(
-            a_s, np.full(n, float(sim.compressor.payload_bits(sim.shapes, r, q, max(m, 1)))),
-            c, fading, sc.radio.uplink_bandwidth_hz) for m in range(r + 1)])
+        latency[r] = np.array([expected_latency(sim, np.full(n, float(
+            sim.compressor.payload_bits(sim.shapes, r, q, max(m, 1)))), dl)
+            for m in range(r + 1)])
 
     cands = []
     for lam in lambdas:

@@ -330,18 +330,6 @@ class Candidate:
     latency_s: np.ndarray
 
 
-def expected_minmax_latency(a_s: np.ndarray, bits: np.ndarray, c_hz: np.ndarray,
-                            fading: np.ndarray, bandwidth_hz: float) -> float:
-    """Mean over fading draws of the min-max round latency, seconds.
-
-    ``fading`` has shape (n_clients, n_draws); each draw gets the optimal (min-max)
-    bandwidth allocation for the payloads ``bits``.
-    """
-    vals = [minmax_allocation(a_s, bits, c_hz * fading[:, j], bandwidth_hz)[0]
-            for j in range(fading.shape[1])]
-    return float(np.mean(vals))
-
-
 def offline_choice(cands: list[Candidate], budget_s: float, w_rank: float, w_sparse: float,
                    w_cov: float) -> tuple[Candidate, list[dict[str, float]]]:
     """The candidate minimising the convergence-bound surrogate under the budget.
