@@ -1,4 +1,4 @@
-"""The ``wirelessfl`` command line: run, validate, schema, plot, channels.
+"""The ``wirelessfl`` command line: run, validate, sweep, plot, summarize, schema, channels.
 
 Every user mistake is a :class:`WirelessFLError`: the command prints one line
 ``error: <key.path>: <what is wrong and what is allowed>`` and exits with status 2;
@@ -62,19 +62,50 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_out(paths: list[Path], sub: str) -> Path:
+    if len(paths) == 1:
+        return paths[0] / sub
+    return Path("results") / sub
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
-    from wirelessfl.errors import WirelessFLError as Err
     from wirelessfl.plotting import plot_runs
 
-    runs = [Path(r) for r in args.runs]
-    for r in runs:
-        if not (r / "metrics.csv").is_file():
-            raise Err("plot", f"{str(r)!r} is not a results folder (no metrics.csv)")
-    out = Path(args.out) if args.out else (runs[0] / "plots" if len(runs) == 1
-                                            else Path("results") / "plots")
-    for p in plot_runs(runs, out):
+    paths = [Path(r) for r in args.runs]
+    out = Path(args.out) if args.out else _default_out(paths, "plots")
+    for p in plot_runs(paths, out, args.round):
         print(p)
     return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    import csv
+
+    from wirelessfl.analysis import find_runs, format_table, group_runs, summarize
+
+    paths = [Path(r) for r in args.runs]
+    rows = summarize(group_runs(find_runs(paths)), args.target)
+    text = format_table(rows)
+    out = Path(args.out) if args.out else _default_out(paths, "summary")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(text)
+    with (out / "summary.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(text)
+    print(f"written: {out / 'summary.md'}, {out / 'summary.csv'}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from wirelessfl.sweep import run_sweep
+
+    out, rows = run_sweep(args.scenario, args.grid, args.overrides, args.jobs,
+                          Path(args.out) if args.out else None, progress=not args.quiet)
+    failed = [r for r in rows if r["status"] == "failed"]
+    print(f"sweep: {len(rows)} runs, {len(failed)} failed; index {out / 'sweep.csv'}")
+    return 1 if failed else 0
 
 
 def cmd_channels(args: argparse.Namespace) -> int:
@@ -119,10 +150,26 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("plot", help="overlay runs: accuracy vs simulated time and uplink bits")
-    p.add_argument("runs", nargs="+", help="results folders")
+    p = sub.add_parser("plot", help="figures over runs or sweeps (seeds -> 95%% bands)")
+    p.add_argument("runs", nargs="+", help="results folders or sweep folders")
     p.add_argument("--out", help="folder for the figures")
+    p.add_argument("--round", type=int, help="round shown in the timeline (default: middle)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("summarize", help="table of runs or sweeps: mean +/- std over seeds")
+    p.add_argument("runs", nargs="+", help="results folders or sweep folders")
+    p.add_argument("--target", type=float, help="report the time to reach this accuracy")
+    p.add_argument("--out", help="folder for summary.md and summary.csv")
+    p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser("sweep", help="run the cartesian product of overrides")
+    _add_scenario_args(p)
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a key and its values (repeatable; the product is run)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--out", help="sweep folder (default: results/sweeps/<name>)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("channels", help="list channel and path-loss models with parameters")
     p.set_defaults(func=cmd_channels)

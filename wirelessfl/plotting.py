@@ -1,7 +1,17 @@
-"""Figures from results folders: accuracy against simulated latency and uplink bits."""
+"""Figures from results folders (PNG and PDF), for one run, many runs or a sweep.
+
+Runs that differ only by seed form a group, drawn as its mean with a 95 %
+Student-t confidence band; every group keeps one colour in every figure.
+
+Figures: accuracy against simulated time, cumulative uplink bits and round;
+round latency against the budget with the running average; the virtual queue;
+per-client bandwidth and kept ranks (heatmaps, first run of each group); and a
+Gantt timeline of one round (downlink, compute, uplink per client, deadline).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -9,21 +19,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
+from wirelessfl.analysis import Group, Run, find_runs, group_runs, mean_ci, stack  # noqa: E402
 from wirelessfl.results import read_csv  # noqa: E402
 
-
-def _series(run: Path, x_key: str) -> tuple[list[float], list[float]]:
-    xs, ys = [], []
-    for row in read_csv(run / "metrics.csv"):
-        if row.get("accuracy", "") not in ("", None):
-            xs.append(float(row[x_key]))
-            ys.append(float(row["accuracy"]))
-    return xs, ys
+PHASE_COLORS = {"downlink": "#9ecae1", "compute": "#fdae6b", "uplink": "#31a354",
+                "outage": "#de2d26"}
 
 
-def _label(run: Path) -> str:
-    return run.name
+def _colors(groups: list[Group]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {g.label: cmap(i % 10) for i, g in enumerate(sorted(groups, key=lambda g: g.label))}
 
 
 def _save(fig, out: Path, stem: str) -> list[Path]:
@@ -35,29 +42,148 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
-def plot_accuracy(runs: list[Path], out: Path, x_key: str, xlabel: str, stem: str,
-                  xscale: float = 1.0) -> list[Path]:
-    """Test accuracy of each run against a cumulative x quantity."""
+def _bits_unit(max_bits: float) -> tuple[float, str]:
+    exp = 3 * int(math.log10(max_bits) // 3) if max_bits > 0 else 0
+    exp = min(max(exp, 0), 12)
+    return 10.0**exp, {0: "bit", 3: "kbit", 6: "Mbit", 9: "Gbit", 12: "Tbit"}[exp]
+
+
+def _band(ax, x, y, color, label):
+    mean, lo, hi = mean_ci(y)
+    ok = ~np.isnan(mean)
+    ax.plot(x[ok], mean[ok], marker="o", markersize=3, color=color, label=label)
+    if y.shape[0] > 1:
+        ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.2, linewidth=0)
+
+
+def plot_accuracy(groups: list[Group], out: Path) -> list[Path]:
+    """Accuracy against simulated time, cumulative uplink bits and round."""
+    colors = _colors(groups)
+    max_bits = max(float(np.nanmax(stack(g, "cum_uplink_bits"))) for g in groups)
+    scale, unit = _bits_unit(max_bits)
+    paths = []
+    for stem, key, xlabel, div in (
+        ("accuracy_vs_latency", "sim_time_s", "simulated time (s)", 1.0),
+        ("accuracy_vs_uplink_bits", "cum_uplink_bits", f"cumulative uplink ({unit})", scale),
+        ("accuracy_vs_round", "round", "round", 1.0),
+    ):
+        fig, ax = plt.subplots(figsize=(5.0, 3.4))
+        for g in groups:
+            x = np.nanmean(stack(g, key), axis=0) / div
+            _band(ax, x, stack(g, "accuracy"), colors[g.label], g.label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8)
+        paths += _save(fig, out, stem)
+    return paths
+
+
+def plot_latency(groups: list[Group], out: Path) -> list[Path]:
+    """Round latency (solid), its running average (dashed) and the budget; the queue."""
+    colors = _colors(groups)
     fig, ax = plt.subplots(figsize=(5.0, 3.4))
-    for run in runs:
-        xs, ys = _series(run, x_key)
-        ax.plot([x / xscale for x in xs], ys, marker="o", markersize=3, label=_label(run))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("test accuracy")
+    budgets = set()
+    for g in groups:
+        lat = stack(g, "round_latency_s")
+        x = np.arange(lat.shape[1])
+        _band(ax, x, lat, colors[g.label], g.label)
+        avg = np.cumsum(lat, axis=1) / (x + 1)
+        ax.plot(x, avg.mean(axis=0), linestyle="--", color=colors[g.label], linewidth=1)
+        b = g.runs[0].config.get("controller", {}).get("latency_budget_s")
+        if b:
+            budgets.add(float(b))
+    for b in sorted(budgets):
+        ax.axhline(b, color="k", linestyle=":", linewidth=1)
+        ax.annotate(f"budget {b:g} s", (0, b), textcoords="offset points", xytext=(2, 3),
+                    fontsize=7)
+    ax.set_xlabel("round")
+    ax.set_ylabel("round latency (s); dashed: running average")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False, fontsize=8)
-    return _save(fig, out, stem)
+    paths = _save(fig, out, "latency_vs_budget")
+
+    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    for g in groups:
+        q = stack(g, "queue_s")
+        _band(ax, np.arange(q.shape[1]), q, colors[g.label], g.label)
+    ax.set_xlabel("round")
+    ax.set_ylabel("virtual queue Q(t) (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    return paths + _save(fig, out, "queue")
 
 
-def plot_runs(runs: list[Path], out: Path) -> list[Path]:
-    """Overlay runs: accuracy vs simulated time (s) and vs cumulative uplink bits."""
-    paths = plot_accuracy(runs, out, "sim_time_s", "simulated time (s)", "accuracy_vs_latency")
-    max_bits = max((max(_series(r, "cum_uplink_bits")[0], default=0) for r in runs), default=0)
-    exp = 3 * int(math.log10(max_bits) // 3) if max_bits > 0 else 0
-    unit = {0: "bit", 3: "kbit", 6: "Mbit", 9: "Gbit", 12: "Tbit"}.get(exp, f"1e{exp} bit")
-    paths += plot_accuracy(runs, out, "cum_uplink_bits", f"cumulative uplink ({unit})",
-                           "accuracy_vs_uplink_bits", xscale=10.0**exp)
+def _client_matrix(run: Run, key: str) -> np.ndarray:
+    rows = read_csv(run.path / "clients.csv")
+    n_rounds = 1 + max(int(r["round"]) for r in rows)
+    n_clients = 1 + max(int(r["client"]) for r in rows)
+    m = np.full((n_clients, n_rounds), np.nan)
+    for r in rows:
+        m[int(r["client"]), int(r["round"])] = float(r[key])
+    return m
+
+
+def plot_allocations(groups: list[Group], out: Path) -> list[Path]:
+    """Bandwidth (MHz) and kept ranks per client and round, first run of each group."""
+    paths = []
+    for g in groups:
+        run = g.runs[0]
+        fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))
+        for ax, key, title, scale in ((axes[0], "bandwidth_hz", "bandwidth (MHz)", 1e6),
+                                      (axes[1], "keep_ranks", "ranks sent", 1.0)):
+            m = _client_matrix(run, key) / scale
+            im = ax.imshow(m, aspect="auto", origin="lower", cmap="viridis",
+                           interpolation="nearest")
+            ax.set_xlabel("round")
+            ax.set_ylabel("client")
+            ax.set_title(title, fontsize=9)
+            fig.colorbar(im, ax=ax)
+        fig.suptitle(g.label, fontsize=9)
+        stem = "allocation" if len(groups) == 1 else f"allocation_{_slug(g.label)}"
+        paths += _save(fig, out, stem)
     return paths
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:60]
+
+
+def plot_gantt(run: Run, out: Path, round_index: int | None = None) -> list[Path]:
+    """Per-client phases of one round (default: the middle one), with the deadline."""
+    events = [json.loads(line) for line in (run.path / "events.jsonl").read_text().splitlines()
+              if line.strip()]
+    timelines = {e["round"]: e["phases"] for e in events if e.get("event") == "timeline"}
+    if not timelines:
+        return []
+    t = round_index if round_index is not None else sorted(timelines)[len(timelines) // 2]
+    phases = timelines.get(t, [])
+    clients = sorted({p["client"] for p in phases})
+    fig, ax = plt.subplots(figsize=(6.0, 0.35 * len(clients) + 1.2))
+    start = min((p["start_s"] for p in phases), default=0.0)
+    for p in phases:
+        y = clients.index(p["client"])
+        ax.barh(y, p["end_s"] - p["start_s"], left=p["start_s"] - start,
+                color=PHASE_COLORS.get(p["phase"], "grey"), edgecolor="none", height=0.7)
+    deadline = run.config.get("sim", {}).get("deadline_s")
+    if deadline:
+        ax.axvline(deadline, color="k", linestyle=":", linewidth=1, label="deadline")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
+    ax.legend(handles, list(PHASE_COLORS), frameon=False, fontsize=7, ncol=4,
+              loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    ax.set_yticks(range(len(clients)), [str(c) for c in clients])
+    ax.set_ylabel("client")
+    ax.set_xlabel(f"time since the start of round {t} (s)")
+    return _save(fig, out, "round_timeline")
+
+
+def plot_runs(paths: list[Path], out: Path, round_index: int | None = None) -> list[Path]:
+    """Every figure for the given runs (or sweep folders)."""
+    runs = find_runs(paths)
+    groups = group_runs(runs)
+    files = plot_accuracy(groups, out) + plot_latency(groups, out)
+    files += plot_allocations(groups, out)
+    return files + plot_gantt(runs[0], out, round_index)
 
 
 def plot_run(run: Path) -> list[Path]:

@@ -1,0 +1,125 @@
+"""Experiments: sweeps (parallel, failures, resume), summaries, confidence bands, figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from wirelessfl.analysis import find_runs, group_runs, mean_ci, summarize, time_to_target
+from wirelessfl.cli import main
+from wirelessfl.sweep import combinations, parse_grid, run_name, split_values
+
+
+def test_confidence_band_on_synthetic_numbers():
+    v = np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 7.0], [5.0, 6.0, 9.0]])
+    mean, lo, hi = mean_ci(v)
+    # n = 3, sd = 2, t_{0.975, 2} = 4.302653: half width 4.302653 * 2 / sqrt(3) = 4.968275
+    assert mean[:2].tolist() == [3.0, 4.0]
+    assert hi[0] - mean[0] == pytest.approx(4.968275, abs=1e-6)
+    assert mean[0] - lo[0] == pytest.approx(4.968275, abs=1e-6)
+    # the NaN is ignored: n = 2, sd = sqrt(2), t_{0.975, 1} = 12.7062
+    assert mean[2] == 8.0 and hi[2] - 8.0 == pytest.approx(12.7062 * np.sqrt(2) / np.sqrt(2),
+                                                          rel=1e-4)
+    one_mean, one_lo, one_hi = mean_ci(v[:1])
+    assert np.array_equal(one_lo[:2], one_mean[:2]) and np.array_equal(one_hi[:2], one_mean[:2])
+
+
+def test_grid_parsing_and_names():
+    assert split_values("a,[1, 2],{x: 1},b") == ["a", "[1, 2]", "{x: 1}", "b"]
+    grid = parse_grid(["method.aggregator=fedit,flora", "seed=0,1,2"])
+    combos = combinations(grid)
+    assert len(combos) == 6 and combos[0] == [("method.aggregator", "fedit"), ("seed", "0")]
+    assert run_name(combos[-1]) == "aggregator-flora__seed-2"
+    with pytest.raises(Exception, match="--grid"):
+        parse_grid(["seed"])
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    from tests.conftest import TINY
+
+    root = tmp_path_factory.mktemp("sweep")
+    raw = json.loads(json.dumps(TINY))
+    raw["controller"] = {"latency_budget_s": 0.05}
+    raw["output"] = {"plots": False, "save_adapter": False}
+    scen = root / "s.yaml"
+    scen.write_text(yaml.safe_dump(raw))
+    out = root / "sw"
+    code = main(["sweep", str(scen), "--grid", "method.aggregator=fedit,ffa",
+                 "--grid", "seed=0,1", "--jobs", "2", "--out", str(out), "--quiet"])
+    return scen, out, code
+
+
+def read_index(out):
+    with (out / "sweep.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_sweep_runs_every_combination_in_parallel(sweep):
+    _, out, code = sweep
+    assert code == 0
+    rows = read_index(out)
+    assert sorted(r["run"] for r in rows) == [
+        "aggregator-fedit__seed-0", "aggregator-fedit__seed-1",
+        "aggregator-ffa__seed-0", "aggregator-ffa__seed-1"]
+    assert all(r["status"] == "done" for r in rows)
+    assert all((out / r["run"] / "summary.json").is_file() for r in rows)
+
+
+def test_sweep_resumes_and_records_failures(sweep, capsys):
+    scen, out, _ = sweep
+    # same sweep plus a value that validates but fails at run time (too few examples)
+    code = main(["sweep", str(scen), "--grid", "method.aggregator=fedit,ffa", "--grid",
+                 "seed=0,1", "--set", "data.partition.min_samples=1", "--out", str(out),
+                 "--quiet"])
+    assert code == 0
+    assert all(r["status"] == "skipped (done)" for r in read_index(out))
+    code = main(["sweep", str(scen), "--grid", "data.partition.min_samples=1,100000",
+                 "--out", str(out / "bad"), "--quiet"])
+    rows = {r["run"]: r for r in read_index(out / "bad")}
+    assert code == 1
+    assert rows["min_samples-1"]["status"] == "done"
+    assert rows["min_samples-100000"]["status"] == "failed"
+    assert "min_samples" in rows["min_samples-100000"]["error"]
+
+
+def test_sweep_stops_on_a_user_mistake_before_running(sweep, tmp_path, capsys):
+    scen, _, _ = sweep
+    code = main(["sweep", str(scen), "--grid", "method.aggregator=fedit,nope", "--out",
+                 str(tmp_path / "x"), "--quiet"])
+    assert code == 2 and "method.aggregator" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_groups_and_summary(sweep, tmp_path, capsys):
+    _, out, _ = sweep
+    groups = group_runs(find_runs([out]))
+    assert sorted(g.label for g in groups) == ["aggregator=fedit", "aggregator=ffa"]
+    assert all(len(g.runs) == 2 for g in groups)
+    rows = summarize(groups, target=0.0)
+    assert all(r["seeds"] == 2 for r in rows)
+    run = groups[0].runs[0]
+    assert time_to_target(run, 0.0) == pytest.approx(float(run.metrics[0]["sim_time_s"]))
+    assert np.isnan(time_to_target(run, 1.01))
+    assert main(["summarize", str(out), "--target", "0.3", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "summary.md").read_text()
+    assert "aggregator=ffa" in text and "±" in text and "time_to_0.3_s" in text
+
+
+def test_every_figure_type_is_drawn(sweep, tmp_path):
+    _, out, _ = sweep
+    assert main(["plot", str(out), "--out", str(tmp_path), "--round", "1"]) == 0
+    for stem in ("accuracy_vs_latency", "accuracy_vs_uplink_bits", "accuracy_vs_round",
+                 "latency_vs_budget", "queue", "allocation_aggregator-fedit",
+                 "allocation_aggregator-ffa", "round_timeline"):
+        assert (tmp_path / f"{stem}.png").is_file(), stem
+        assert (tmp_path / f"{stem}.pdf").is_file(), stem
+
+
+def test_plot_rejects_a_folder_without_runs(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "holds no results folders" in capsys.readouterr().err
