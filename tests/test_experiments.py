@@ -123,3 +123,17 @@ def test_every_figure_type_is_drawn(sweep, tmp_path):
 def test_plot_rejects_a_folder_without_runs(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "holds no results folders" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_reproduce_paper_smoke_writes_the_figure_set(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "scripts"))
+    import reproduce_paper
+
+    reproduce_paper.main(["--smoke", "--out", str(tmp_path)])
+    for stem in ("accuracy_vs_latency", "latency_vs_budget", "communication", "rank_choice",
+                 "florist_download"):
+        assert (tmp_path / f"{stem}.png").is_file(), stem
