@@ -39,8 +39,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from wirelessfl.analysis import find_runs, group_runs, mean_ci, stack  # noqa: E402
-from wirelessfl.plotting import _colors, _save  # noqa: E402
+from wirelessfl.analysis import find_runs, group_runs, stack  # noqa: E402
+from wirelessfl.plotting import _colors, _save, band, finish  # noqa: E402
 from wirelessfl.results import read_csv  # noqa: E402
 from wirelessfl.sweep import run_sweep  # noqa: E402
 
@@ -100,16 +100,9 @@ def fig_accuracy(groups, out: Path) -> list[Path]:
     colors = _colors(groups)
     fig, ax = plt.subplots(figsize=(5.2, 3.5))
     for g in groups:
-        x = np.nanmean(stack(g, "sim_time_s"), axis=0)
-        y = stack(g, "accuracy")
-        mean, lo, hi = mean_ci(y)
-        ax.plot(x, mean, marker="o", markersize=3, color=colors[g.label], label=g.label)
-        if y.shape[0] > 1:
-            ax.fill_between(x, lo, hi, color=colors[g.label], alpha=0.2, linewidth=0)
-    ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=7)
+        band(ax, np.nanmean(stack(g, "sim_time_s"), axis=0), stack(g, "accuracy"),
+             colors[g.label], g.label)
+    finish(ax, "simulated time (s)", "test accuracy", 7)
     return _save(fig, out, "accuracy_vs_latency")
 
 
@@ -123,10 +116,7 @@ def fig_latency(groups, out: Path) -> list[Path]:
         b = g.runs[0].config["controller"].get("latency_budget_s")
         if b and g.runs[0].config["method"]["controller"] == "tsfa":
             ax.axhline(b, color=colors[g.label], linestyle=":", linewidth=1)
-    ax.set_xlabel("round")
-    ax.set_ylabel("running average latency (s); dotted: budget")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=7)
+    finish(ax, "round", "running average latency (s); dotted: budget", 7)
     return _save(fig, out, "latency_vs_budget")
 
 
@@ -191,10 +181,7 @@ def fig_download(groups, out: Path) -> list[Path]:
         acc = np.mean([r.column("accuracy")[-1] for r in g.runs])
         ax.scatter([dn], [acc], color=colors[g.label], label=g.label, s=30)
     ax.set_xscale("log")
-    ax.set_xlabel("total downlink (Mbit)")
-    ax.set_ylabel("final test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=7)
+    finish(ax, "total downlink (Mbit)", "final test accuracy", 7)
     return _save(fig, out, "florist_download")
 
 

@@ -48,7 +48,17 @@ def _bits_unit(max_bits: float) -> tuple[float, str]:
     return 10.0**exp, {0: "bit", 3: "kbit", 6: "Mbit", 9: "Gbit", 12: "Tbit"}[exp]
 
 
-def _band(ax, x, y, color, label):
+def finish(ax, xlabel: str, ylabel: str, fontsize: int = 8) -> None:
+    """Axis labels (with units), a light grid and a frameless legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=fontsize)
+
+
+def band(ax, x, y, color, label):
+    """Mean over axis 0 of ``y`` (n_runs, n_points) with its 95 % band when n_runs > 1."""
     mean, lo, hi = mean_ci(y)
     ok = ~np.isnan(mean)
     ax.plot(x[ok], mean[ok], marker="o", markersize=3, color=color, label=label)
@@ -70,11 +80,8 @@ def plot_accuracy(groups: list[Group], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(5.0, 3.4))
         for g in groups:
             x = np.nanmean(stack(g, key), axis=0) / div
-            _band(ax, x, stack(g, "accuracy"), colors[g.label], g.label)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("test accuracy")
-        ax.grid(alpha=0.3)
-        ax.legend(frameon=False, fontsize=8)
+            band(ax, x, stack(g, "accuracy"), colors[g.label], g.label)
+        finish(ax, xlabel, "test accuracy")
         paths += _save(fig, out, stem)
     return paths
 
@@ -87,7 +94,7 @@ def plot_latency(groups: list[Group], out: Path) -> list[Path]:
     for g in groups:
         lat = stack(g, "round_latency_s")
         x = np.arange(lat.shape[1])
-        _band(ax, x, lat, colors[g.label], g.label)
+        band(ax, x, lat, colors[g.label], g.label)
         avg = np.cumsum(lat, axis=1) / (x + 1)
         ax.plot(x, avg.mean(axis=0), linestyle="--", color=colors[g.label], linewidth=1)
         b = g.runs[0].config.get("controller", {}).get("latency_budget_s")
@@ -97,20 +104,14 @@ def plot_latency(groups: list[Group], out: Path) -> list[Path]:
         ax.axhline(b, color="k", linestyle=":", linewidth=1)
         ax.annotate(f"budget {b:g} s", (0, b), textcoords="offset points", xytext=(2, 3),
                     fontsize=7)
-    ax.set_xlabel("round")
-    ax.set_ylabel("round latency (s); dashed: running average")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8)
+    finish(ax, "round", "round latency (s); dashed: running average")
     paths = _save(fig, out, "latency_vs_budget")
 
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
     for g in groups:
         q = stack(g, "queue_s")
-        _band(ax, np.arange(q.shape[1]), q, colors[g.label], g.label)
-    ax.set_xlabel("round")
-    ax.set_ylabel("virtual queue Q(t) (s)")
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8)
+        band(ax, np.arange(q.shape[1]), q, colors[g.label], g.label)
+    finish(ax, "round", "virtual queue Q(t) (s)")
     return paths + _save(fig, out, "queue")
 
 

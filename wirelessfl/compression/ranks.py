@@ -12,6 +12,18 @@ from wirelessfl.learning.lora import LORA_A, LORA_B
 from wirelessfl.network.payload import dense_bits, rank_index_bits
 
 
+def client_rank(update) -> int:
+    """The client's rank r_k (its update's, or the allocated rank of its B factors)."""
+    return update.rank or next(t.shape[1] for n, t in update.state.items() if n.endswith(LORA_B))
+
+
+def rank_and_keep(update, keep: int | None) -> tuple[dict[str, tuple[int, ...]], int, int]:
+    """``(shapes, r, m)``: tensor shapes, the client's rank and the kept ranks in [1, r]."""
+    r = client_rank(update)
+    m = r if keep is None else max(1, min(int(keep), r))
+    return {n: tuple(t.shape) for n, t in update.state.items()}, r, m
+
+
 def site_names(state: State) -> list[tuple[str | None, str]]:
     """``(A_name or None, B_name)`` per adapted matrix (A absent when frozen, FFA)."""
     out = []

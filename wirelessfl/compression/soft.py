@@ -26,9 +26,11 @@ from torch import nn
 
 from wirelessfl.compression.base import Compressed, Compressor, register_compressor
 from wirelessfl.compression.ranks import (
+    client_rank,
     energy_error_profile,
     importance,
     keep_ranks,
+    rank_and_keep,
     rank_payload_bits,
     truncation_errors,
 )
@@ -98,9 +100,7 @@ class SOFT(Compressor):
                                  rank if keep_ranks is None else keep_ranks)
 
     def error_profile(self, update: ClientUpdate) -> np.ndarray:
-        r = update.rank or next(t.shape[1] for n, t in update.state.items()
-                                if n.endswith(LORA_B))
-        return energy_error_profile(importance(update.state, r))
+        return energy_error_profile(importance(update.state, client_rank(update)))
 
     def select(self, update: ClientUpdate, m: int, rng: np.random.Generator) -> list:
         """The ranks to send per site."""
@@ -109,10 +109,7 @@ class SOFT(Compressor):
 
     def compress(self, update: ClientUpdate, global_state: State, bits_per_value: int,
                  keep: int | None, rng: np.random.Generator) -> Compressed:
-        shapes = {n: tuple(t.shape) for n, t in update.state.items()}
-        r = update.rank or next(t.shape[1] for n, t in update.state.items()
-                                if n.endswith(LORA_B))
-        m = r if keep is None else max(1, min(int(keep), r))
+        shapes, r, m = rank_and_keep(update, keep)
         sites = [n for n in update.state if n.endswith(LORA_B)]
         chosen = dict(zip(sites, self.select(update, m, rng), strict=True))
         metrics = {"orth_residual": orthogonality_residual(update.state)}

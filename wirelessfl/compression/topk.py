@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from wirelessfl.compression.base import Compressed, Compressor, register_compressor
+from wirelessfl.compression.ranks import rank_and_keep
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.client import ClientUpdate
 from wirelessfl.learning.lora import LORA_A, LORA_B, numels_at_rank
@@ -44,10 +45,7 @@ class TopK(Compressor):
 
     def compress(self, update: ClientUpdate, global_state: State, bits_per_value: int,
                  keep: int | None, rng: np.random.Generator) -> Compressed:
-        shapes = {n: tuple(t.shape) for n, t in update.state.items()}
-        r = update.rank or next(t.shape[1] for n, t in update.state.items()
-                                if n.endswith(LORA_B))
-        m = r if keep is None else max(1, min(int(keep), r))
+        shapes, r, m = rank_and_keep(update, keep)
         out = {n: t.clone() for n, t in update.state.items()}
         if m < r:
             for name, t in update.state.items():
