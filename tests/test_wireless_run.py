@@ -191,3 +191,15 @@ def test_tsfa_offline_stage_picks_a_rank_and_logs_the_table(tiny_raw, tmp_path):
         assert 0 <= float(r["rank_gap"]) <= 1
     by_rank = {int(r["rank"]): float(r["latency_full_s"]) for r in rows}
     assert by_rank[1] < by_rank[2] < by_rank[4]
+
+
+def test_statistical_csi_plans_on_the_large_scale_gain(tiny_raw, tmp_path):
+    tiny_raw["channel"]["csi"] = {"kind": "statistical"}
+    _, clients = one_round(tiny_raw, tmp_path, "stat")
+    from wirelessfl.network.link import noise_psd_w_hz, snr_bandwidth_product_hz
+
+    n0 = noise_psd_w_hz(-174.0, 7.0)
+    for c in clients:
+        cc = snr_bandwidth_product_hz(23.0, float(c["gain_db"]), 1.0, n0)
+        rate = shannon_rate_bps(float(c["bandwidth_hz"]), cc)
+        assert float(c["planned_upload_s"]) == pytest.approx(float(c["payload_bits"]) / rate)

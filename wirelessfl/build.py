@@ -109,9 +109,10 @@ def build_cell(sc: Scenario) -> Cell:
         mobility = RandomWaypoint(pos, mob.speed_mps, mob.pause_s, radius, r_min,
                                   seeding.rng(sc.seed, "mobility"))
     r = sc.radio
+    csi = sc.channel.csi
     return Cell(pos, pathloss, fading, r.tx_power_dbm, r.bs_tx_power_dbm, r.noise_psd_dbm_hz,
                 r.noise_figure_db, r.uplink_bandwidth_hz, r.downlink_bandwidth_hz, mobility,
-                sc.channel.csi.error_std_db, sc.channel.csi.delay_s,
+                csi.error_std_db, csi.delay_s, csi.kind == "statistical",
                 seeding.rng(sc.seed, "csi"))
 
 

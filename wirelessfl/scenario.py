@@ -95,6 +95,10 @@ class Radio(Section):
 
 
 class Csi(Section):
+    kind: Literal["instantaneous", "statistical"] = Field(
+        "instantaneous", description="plan with the fading at the round start, or with its "
+        "mean (large-scale gain only): right when uploads span many coherence blocks"
+    )
     error_std_db: float = Field(
         0.0, ge=0, description="log-normal error of the controller's gain estimate, dB"
     )

@@ -42,6 +42,7 @@ class Cell:
     mobility: RandomWaypoint | None = None
     csi_error_std_db: float = 0.0
     csi_delay_s: float = 0.0
+    csi_statistical: bool = False
     csi_rng: np.random.Generator | None = None
     gain_db: np.ndarray = field(init=False)
 
@@ -79,8 +80,12 @@ class Cell:
         """The CSI the base station holds at ``t_s``, shape (K,).
 
         The true gain ``csi_delay_s`` earlier (outdated CSI), times a log-normal
-        estimation error ``10^(e / 10)``, ``e ~ N(0, csi_error_std_db^2)``.
+        estimation error ``10^(e / 10)``, ``e ~ N(0, csi_error_std_db^2)``. With
+        statistical CSI, the mean gain 1 (the controller knows the large-scale gain
+        only).
         """
+        if self.csi_statistical:
+            return np.ones(len(self.distance_m))
         g = self.fading_at(max(t_s - self.csi_delay_s, 0.0))
         if self.csi_error_std_db > 0:
             rng = self.csi_rng if self.csi_rng is not None else np.random.default_rng(0)
