@@ -15,8 +15,13 @@ class BlockFading(Channel):
     Blocks are drawn on demand in block-major order (all links of block ``j`` before
     block ``j + 1``). numpy's Generator fills arrays sequentially, so the gain of
     block ``j`` does not depend on the order or the chunking of the queries that
-    reached it (a test checks this).
+    reached it (a test checks this). Subclasses' ``Params`` have a
+    ``coherence_time_s`` field (the block length).
     """
+
+    def __init__(self, params=None) -> None:
+        super().__init__(params)
+        self.coherence_time_s = float(self.params.coherence_time_s)
 
     def reset(self, n_links: int, rng: np.random.Generator) -> None:
         self.n_links = int(n_links)

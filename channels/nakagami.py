@@ -21,10 +21,6 @@ class BlockNakagami(BlockFading):
 
     Params = NakagamiParams
 
-    def __init__(self, params: NakagamiParams | None = None) -> None:
-        super().__init__(params)
-        self.coherence_time_s = self.params.coherence_time_s
-
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         m = self.params.m
         return rng.gamma(m, 1.0 / m, (n_blocks, n_links))

@@ -25,9 +25,5 @@ class BlockRayleigh(BlockFading):
 
     Params = RayleighParams
 
-    def __init__(self, params: RayleighParams | None = None) -> None:
-        super().__init__(params)
-        self.coherence_time_s = self.params.coherence_time_s
-
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         return rng.standard_exponential((n_blocks, n_links))

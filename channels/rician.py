@@ -39,10 +39,6 @@ class BlockRician(BlockFading):
 
     Params = RicianParams
 
-    def __init__(self, params: RicianParams | None = None) -> None:
-        super().__init__(params)
-        self.coherence_time_s = self.params.coherence_time_s
-
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         k = self.params.k_linear
         w = rng.standard_normal((n_blocks, n_links, 2)) * np.sqrt(0.5 / (k + 1))

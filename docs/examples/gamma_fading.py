@@ -26,10 +26,6 @@ class GammaFading(BlockFading):
 
     Params = GammaParams
 
-    def __init__(self, params: GammaParams | None = None) -> None:
-        super().__init__(params)
-        self.coherence_time_s = self.params.coherence_time_s
-
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         k = self.params.shape
         return rng.gamma(k, 1.0 / k, (n_blocks, n_links))  # (n_blocks, n_links)
