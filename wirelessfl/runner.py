@@ -184,10 +184,8 @@ class Simulation:
 
     @property
     def full_bits(self) -> np.ndarray:
-        """Uplink payload per client at its full rank r_k, bits."""
-        q = self.sc.radio.bits_per_value
-        return np.array([self.compressor.payload_bits(self.shapes, int(r), q, None)
-                         for r in self.ranks], dtype=float)
+        """Uplink payload per client at its full rank r_k, bits (a column of the table)."""
+        return self.bits_table[np.arange(len(self.ranks)), self.ranks]
 
     @property
     def bits_table(self) -> np.ndarray:
@@ -255,7 +253,8 @@ class Simulation:
         wall: dict[str, float] = {}
         bar = tqdm(range(sc.rounds), desc=sc.name, unit="round", disable=not progress,
                    dynamic_ncols=True)
-        compute_all, full_all, bits_all = self.compute_s, self.full_bits, self.bits_table
+        compute_all, bits_all = self.compute_s, self.bits_table
+        full_all = bits_all[np.arange(len(self.ranks)), self.ranks]
         for t in bar:
             sel = self.select(sampling)
             self.cell.move_to(t_now)

@@ -34,9 +34,9 @@ from wirelessfl.compression.ranks import (
     rank_payload_bits,
     truncation_errors,
 )
-from wirelessfl.learning.adapter import State
+from wirelessfl.learning.adapter import State, lora_pairs
 from wirelessfl.learning.client import ClientUpdate
-from wirelessfl.learning.lora import LORA_A, LORA_B
+from wirelessfl.learning.lora import LORA_B
 
 
 class SoftParams(BaseModel):
@@ -53,10 +53,8 @@ def orthogonality_penalty(model: nn.Module) -> torch.Tensor:
 def penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
     """``R(A, B)``: mean over sites of the squared off-diagonal Gram norms."""
     terms = []
-    for name, a in params.items():
-        if not name.endswith(LORA_A):
-            continue
-        b = params[name[: -len(LORA_A)] + LORA_B]
+    for a_name, b_name in lora_pairs(params):
+        a, b = params[a_name], params[b_name]
         for gram in (a @ a.T, b.T @ b):
             off = gram - torch.diag_embed(torch.diagonal(gram))
             terms.append((off**2).sum())
@@ -66,11 +64,9 @@ def penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
 def orthogonality_residual(state: State) -> float:
     """Mean over sites and factors of ``||offdiag(G)||_F / ||G||_F`` for G = A A^T, B^T B."""
     vals = []
-    for name, a in state.items():
-        if not name.endswith(LORA_A):
-            continue
-        b = state[name[: -len(LORA_A)] + LORA_B]
-        for g in (a.double() @ a.double().T, b.double().T @ b.double()):
+    for a_name, b_name in lora_pairs(state):
+        a, b = state[a_name].double(), state[b_name].double()
+        for g in (a @ a.T, b.T @ b):
             norm = float(g.norm())
             if norm > 0:
                 vals.append(float((g - torch.diag(torch.diagonal(g))).norm()) / norm)

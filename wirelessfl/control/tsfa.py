@@ -46,6 +46,7 @@ from wirelessfl.control.base import (
     planned_latency_s,
     register_controller,
 )
+from wirelessfl.control.baselines import bits_at
 
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -167,8 +168,7 @@ class TSFA(Controller):
 
     def objective(self, ctx: RoundContext, m: np.ndarray) -> tuple[float, float, np.ndarray]:
         """True discrete objective of integer ranks m: ``(J, tau*(m), b*(m))``."""
-        bits = ctx.bits[np.arange(len(m)), m]
-        tau, b = minmax_allocation(ctx.downlink_s + ctx.compute_s, bits, ctx.c_hz,
+        tau, b = minmax_allocation(ctx.downlink_s + ctx.compute_s, bits_at(ctx, m), ctx.c_hz,
                                    ctx.bandwidth_hz)
         err = float(ctx.p @ ctx.eps[np.arange(len(m)), m])
         return self.weight_v(ctx) * err + ctx.queue * tau, tau, b
@@ -198,7 +198,8 @@ class TSFA(Controller):
         full = ranks.copy()
         if ctx.eps is None or ctx.bits is None or ctx.queue <= 0 or n == 0:
             # nothing to trade (Q = 0: latency is free this round) -> full rank
-            _, _, b = self.objective_full(ctx, full)
+            _, b = minmax_allocation(ctx.downlink_s + ctx.compute_s, bits_at(ctx, full),
+                                     ctx.c_hz, ctx.bandwidth_hz)
             return self._result(ctx, full, b, t0, solves=0, fallback=0)
 
         big_r = int(ranks.max())
@@ -261,12 +262,6 @@ class TSFA(Controller):
         _, _, b = self.objective(ctx, m)
         return self._result(ctx, m, b, t0, solves, fallback)
 
-    def objective_full(self, ctx: RoundContext, m: np.ndarray):
-        bits = ctx.full_bits if ctx.bits is None else ctx.bits[np.arange(len(m)), m]
-        tau, b = minmax_allocation(ctx.downlink_s + ctx.compute_s, bits, ctx.c_hz,
-                                   ctx.bandwidth_hz)
-        return 0.0, tau, b
-
     def polish(self, ctx: RoundContext, m: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         """Single-rank moves on the true objective until none improves it."""
         m = m.copy()
@@ -288,8 +283,7 @@ class TSFA(Controller):
 
     def _result(self, ctx: RoundContext, m: np.ndarray, b: np.ndarray, t0: float,
                 solves: int, fallback: int) -> Allocation:
-        bits = ctx.full_bits if ctx.bits is None else ctx.bits[np.arange(len(m)), m]
-        planned = planned_latency_s(ctx, b, bits)
+        planned = planned_latency_s(ctx, b, bits_at(ctx, m))
         keep = None if ctx.bits is None else m
         return Allocation(b, keep, planned, {
             "tsfa_solves": float(solves),

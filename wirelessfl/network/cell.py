@@ -10,6 +10,7 @@ from channels.base import Channel
 from wirelessfl.network.link import noise_psd_w_hz, shannon_rate_bps, snr_bandwidth_product_hz
 from wirelessfl.network.pathloss import PathLoss
 from wirelessfl.network.placement import RandomWaypoint
+from wirelessfl.network.units import dbm_to_w
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Cell:
 
     @property
     def tx_power_w(self) -> float:
-        return float(10 ** ((self.tx_power_dbm - 30) / 10))
+        return float(dbm_to_w(self.tx_power_dbm))
 
     def move_to(self, t_s: float) -> None:
         """Move mobile clients to their positions at ``t_s`` and update the gains."""
