@@ -72,12 +72,11 @@ def test_sweep_runs_every_combination_in_parallel(sweep):
 
 def test_sweep_resumes_and_records_failures(sweep, capsys):
     scen, out, _ = sweep
-    # same sweep plus a value that validates but fails at run time (too few examples)
     code = main(["sweep", str(scen), "--grid", "method.aggregator=fedit,ffa", "--grid",
-                 "seed=0,1", "--set", "data.partition.min_samples=1", "--out", str(out),
-                 "--quiet"])
+                 "seed=0,1", "--out", str(out), "--quiet"])
     assert code == 0
     assert all(r["status"] == "skipped (done)" for r in read_index(out))
+    # a value that validates but fails at run time (too few examples)
     code = main(["sweep", str(scen), "--grid", "data.partition.min_samples=1,100000",
                  "--out", str(out / "bad"), "--quiet"])
     rows = {r["run"]: r for r in read_index(out / "bad")}
@@ -85,6 +84,19 @@ def test_sweep_resumes_and_records_failures(sweep, capsys):
     assert rows["min_samples-1"]["status"] == "done"
     assert rows["min_samples-100000"]["status"] == "failed"
     assert "min_samples" in rows["min_samples-100000"]["error"]
+
+
+def test_resume_refuses_runs_made_from_another_scenario(sweep, capsys):
+    scen, out, _ = sweep
+    before = (out / "sweep.csv").read_bytes()
+    metrics = (out / "aggregator-ffa__seed-1" / "metrics.csv").read_bytes()
+    code = main(["sweep", str(scen), "--grid", "method.aggregator=fedit,ffa", "--grid",
+                 "seed=0,1", "--set", "clients.local_steps=3", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "clients.local_steps" in err and "another --out" in err
+    assert (out / "sweep.csv").read_bytes() == before
+    assert (out / "aggregator-ffa__seed-1" / "metrics.csv").read_bytes() == metrics
 
 
 def test_sweep_stops_on_a_user_mistake_before_running(sweep, tmp_path, capsys):

@@ -6,7 +6,10 @@ index ``sweep.csv`` (run folder, status, error, wall time, one column per grid k
 Every combination is validated before anything runs, so a mistake in a key or a
 plug-in name stops the sweep at once (exit 2). A run that fails while running is
 recorded with its error and the others go on. Running the same sweep again skips
-the runs that finished (their ``summary.json`` exists) and redoes the rest.
+the runs that finished (their ``summary.json`` exists) and redoes the rest. A finished
+run whose resolved scenario differs from the one the sweep would run now (the YAML
+or a ``--set`` changed) stops the sweep with the first differing key, rather than
+mixing stale results into the new sweep or overwriting them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from wirelessfl.errors import ScenarioError
+import yaml
+
+from wirelessfl.errors import OutputError, ScenarioError
 
 
 def split_values(text: str) -> list[str]:
@@ -67,6 +72,28 @@ def combinations(grid: list[tuple[str, list[str]]]) -> list[list[tuple[str, str]
             for vals in itertools.product(*[v for _, v in grid])]
 
 
+def first_difference(old: Any, new: Any, key: str = "") -> str | None:
+    """Dotted key of the first place where two nested config dicts differ, else None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in [*old, *(k for k in new if k not in old)]:
+            if k == "output" and not key:
+                continue  # where results go is not part of what was run
+            diff = first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else str(k))
+            if diff:
+                return diff
+        return None
+    return None if old == new else f"{key} (was {old!r}, now {new!r})"
+
+
+def check_finished(path: Path, sc: Any) -> None:
+    """Raise if the finished run in ``path`` was made from another resolved scenario."""
+    stored = yaml.safe_load((path / "config.yaml").read_text())
+    diff = first_difference(stored, sc.model_dump(mode="json"))
+    if diff:
+        raise OutputError("--out", f"finished run {path} was made with a different scenario "
+                          f"at {diff}; pass another --out or delete that run folder")
+
+
 def _run_one(scenario: str, overrides: list[str], out_dir: str, threads: int) -> dict[str, Any]:
     """Worker: run one combination; never raises."""
     t0 = time.perf_counter()
@@ -109,7 +136,10 @@ def run_sweep(scenario: str, grid_items: list[str], sets: list[str], jobs: int,
         overrides = [*sets, *(f"{k}={v}" for k, v in combo)]
         sc = load_scenario(scenario, overrides)  # user mistakes stop here, before any run
         build.check(sc)
-        plans.append((combo, overrides, out / run_name(combo)))
+        path = out / run_name(combo)
+        if (path / "summary.json").is_file():
+            check_finished(path, sc)
+        plans.append((combo, overrides, path))
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     rows = {}
