@@ -114,12 +114,16 @@ def test_groups_and_summary(sweep, tmp_path, capsys):
     assert all(len(g.runs) == 2 for g in groups)
     rows = summarize(groups, target=0.0)
     assert all(r["seeds"] == 2 for r in rows)
+    assert all(r["reached_0"] == "2/2" for r in rows)
+    assert all(r["reached_1.01"] == "0/2" and np.isnan(r["time_to_1.01_s"])
+               for r in summarize(groups, target=1.01))
     run = groups[0].runs[0]
     assert time_to_target(run, 0.0) == pytest.approx(float(run.metrics[0]["sim_time_s"]))
     assert np.isnan(time_to_target(run, 1.01))
     assert main(["summarize", str(out), "--target", "0.3", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "summary.md").read_text()
     assert "aggregator=ffa" in text and "±" in text and "time_to_0.3_s" in text
+    assert "reached_0.3" in text
 
 
 def test_every_figure_type_is_drawn(sweep, tmp_path):

@@ -144,7 +144,13 @@ def time_to_target(run: Run, target: float) -> float:
 
 
 def summarize(groups: list[Group], target: float | None = None) -> list[dict[str, Any]]:
-    """One row per group: mean and std across seeds of the headline numbers."""
+    """One row per group: mean and std across seeds of the headline numbers.
+
+    A seed that never reaches ``target`` has no time to target: the mean and std of
+    ``time_to_<target>_s`` are over the seeds that reach it, and the column
+    ``reached_<target>`` says how many did (``"2/3"``), so a fast mean over one lucky
+    seed cannot pass for the group's.
+    """
     rows = []
     for g in groups:
         per_run = []
@@ -172,6 +178,9 @@ def summarize(groups: list[Group], target: float | None = None) -> list[dict[str
             ok = x[~np.isnan(x)]
             row[k] = float(ok.mean()) if ok.size else math.nan
             row[f"{k}_std"] = float(ok.std(ddof=1)) if ok.size > 1 else 0.0
+        if target is not None:
+            reached = sum(not math.isnan(v[f"time_to_{target:g}_s"]) for v in per_run)
+            row[f"reached_{target:g}"] = f"{reached}/{len(per_run)}"
         rows.append(row)
     return rows
 
