@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from wirelessfl.analysis import Group, Run, find_runs, group_runs, mean_ci, stack  # noqa: E402
 from wirelessfl.results import read_csv  # noqa: E402
@@ -49,12 +50,18 @@ def _bits_unit(max_bits: float) -> tuple[float, str]:
 
 
 def finish(ax, xlabel: str, ylabel: str, fontsize: int = 8) -> None:
-    """Axis labels (with units), a light grid and a frameless legend."""
+    """Axis labels (with units), a light grid, integer ticks for rounds, and a legend.
+
+    The legend sits where it hides the least, on a translucent white box so that
+    lines under it stay visible but do not cross its text.
+    """
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    if xlabel.startswith("round"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(frameon=False, fontsize=fontsize)
+        ax.legend(frameon=True, framealpha=0.85, edgecolor="none", fontsize=fontsize)
 
 
 def band(ax, x, y, color, label):
