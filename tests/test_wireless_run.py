@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats
 
 from channels.jakes import JakesParams, JakesRayleigh
@@ -203,3 +204,20 @@ def test_statistical_csi_plans_on_the_large_scale_gain(tiny_raw, tmp_path):
         cc = snr_bandwidth_product_hz(23.0, float(c["gain_db"]), 1.0, n0)
         rate = shannon_rate_bps(float(c["bandwidth_hz"]), cc)
         assert float(c["planned_upload_s"]) == pytest.approx(float(c["payload_bits"]) / rate)
+
+
+def test_validate_skips_the_offline_pilot_unless_asked(tiny_raw, tmp_path, capsys):
+    tiny_raw["method"] = {"compressor": "soft", "controller": "tsfa",
+                          "controller_options": {"rank_candidates": [1, 2]}}
+    tiny_raw["controller"] = {"latency_budget_s": 0.05}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(tiny_raw))
+    assert main(["validate", str(p)]) == 0
+    assert "tsfa_offline_rank" in (out := capsys.readouterr().out) and "not chosen" in out
+    assert main(["validate", str(p), "--offline"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "tsfa_offline_rank" in x)
+    assert int(line.split()[-1]) in (1, 2)
+    tiny_raw["method"]["controller_options"]["rank_candidates"] = [0, 2]
+    p.write_text(yaml.safe_dump(tiny_raw))
+    assert main(["validate", str(p)]) == 2  # the candidates are still checked
+    assert "rank_candidates" in capsys.readouterr().err

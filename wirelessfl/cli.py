@@ -42,7 +42,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from wirelessfl.scenario import load_scenario
 
     sc = load_scenario(args.scenario, args.overrides)
-    info = build_simulation(sc).plan_summary()
+    sim = build_simulation(sc, offline=args.offline)
+    info = sim.plan_summary()
+    if sc.method.controller_options.get("rank_candidates") and not args.offline:
+        info["tsfa_offline_rank"] = "not chosen (--offline runs the pilot and shows it)"
+    elif sim.offline_rows:
+        info["tsfa_offline_rank"] = sim.sc.model.lora.rank
     print(f"{args.scenario}: valid")
     width = max(len(k) for k in info)
     for k, v in info.items():
@@ -144,6 +149,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a scenario and print its sizes and latency")
     _add_scenario_args(p)
+    p.add_argument("--offline", action="store_true",
+                   help="also run TSFA's offline pilot (local training) and show the rank")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("schema", help="print the scenario JSON Schema")

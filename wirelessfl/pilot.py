@@ -77,8 +77,13 @@ def expected_latency(sim, bits: np.ndarray, downlink_s: float, n_rounds: int = 2
                                     seed=sim.sc.seed + 1, bandwidth_hz=b)
 
 
-def run_pilot(sim, ranks: list[int], lambdas: list[float], n_clients: int) -> list[Candidate]:
-    """Measure every (rank, lambda) candidate; ``sim`` is a Simulation built at max(ranks)."""
+def run_pilot(sim, ranks: list[int], lambdas: list[float], n_clients: int,
+              latency_rounds: int = 20) -> list[Candidate]:
+    """Measure every (rank, lambda) candidate; ``sim`` is a Simulation built at max(ranks).
+
+    ``n_clients`` clients train once per lambda; each (rank, kept ranks) latency is the
+    mean of ``latency_rounds`` timeline rounds (:func:`expected_latency`).
+    """
     from wirelessfl.compression.soft import orthogonality_penalty
 
     sc = sim.sc
@@ -90,7 +95,7 @@ def run_pilot(sim, ranks: list[int], lambdas: list[float], n_clients: int) -> li
     latency = {}
     for r in ranks:
         latency[r] = np.array([expected_latency(sim, np.full(n, float(
-            sim.compressor.payload_bits(sim.shapes, r, q, max(m, 1)))), dl)
+            sim.compressor.payload_bits(sim.shapes, r, q, max(m, 1)))), dl, latency_rounds)
             for m in range(r + 1)])
 
     cands = []

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from wirelessfl import build, seeding
-from wirelessfl.control import LatencyQueue, RoundContext
+from wirelessfl.control import Allocation, LatencyQueue, RoundContext
 from wirelessfl.learning.adapter import State, get_state, numels, set_state
 from wirelessfl.learning.client import LocalTrainer
 from wirelessfl.learning.data import (
@@ -43,7 +43,7 @@ from wirelessfl.learning.models import build_base, load_tokenizer, wrap_lora
 from wirelessfl.learning.partition import dirichlet_partition, iid_partition
 from wirelessfl.results import ResultsWriter, package_versions
 from wirelessfl.scenario import Scenario
-from wirelessfl.sim import RoundPlan, play_round
+from wirelessfl.sim import RoundOutcome, RoundPlan, play_round
 
 
 def resolve_device(name: str) -> torch.device:
@@ -111,8 +111,32 @@ def split_data(sc: Scenario, data: TokenData) -> ClientShards:
     else:
         shards = dirichlet_partition(train, labels, sc.clients.count, part.alpha, prng,
                                      part.min_samples)
-    personal = client_test_sets(test, labels, shards, 100, seeding.rng(sc.seed, "data", 2))
+    personal = client_test_sets(test, labels, shards, sc.eval.personal_examples,
+                                seeding.rng(sc.seed, "data", 2))
     return ClientShards(shards, test, personal)
+
+
+@dataclass
+class PlayedRound:
+    """Everything one round produced: the new global state and what is logged about it.
+
+    ``metrics`` merges the aggregator's, the compressors' (mean over clients) and the
+    controller's per-round numbers; ``timings`` the controller's wall-clock times (s).
+    """
+
+    state: State
+    ctx: RoundContext
+    alloc: Allocation
+    updates: list[Any]
+    packets: list[Any]
+    plan: RoundPlan
+    outcome: RoundOutcome
+    downlink_bits: int
+    downlink_s: float
+    uplink_bits: int
+    energy: tuple[np.ndarray, np.ndarray]
+    metrics: dict[str, float]
+    timings: dict[str, float]
 
 
 class Simulation:
@@ -220,7 +244,8 @@ class Simulation:
             "training_flops_per_client_round": self.round_flops,
             "compute_s_per_round": float(self.compute_s.max()),
             "expected_round_latency_s": build.expected_round_latency_s(
-                self.cell, self.compute_s, full, dl, seed=sc.seed),
+                self.cell, self.compute_s, full, dl, sc.sim.expected_latency_rounds,
+                seed=sc.seed),
             "median_client_distance_m": float(np.median(self.cell.distance_m)),
         }
 
@@ -253,55 +278,19 @@ class Simulation:
         wall: dict[str, float] = {}
         bar = tqdm(range(sc.rounds), desc=sc.name, unit="round", disable=not progress,
                    dynamic_ncols=True)
-        compute_all, bits_all = self.compute_s, self.bits_table
-        full_all = bits_all[np.arange(len(self.ranks)), self.ranks]
         for t in bar:
-            sel = self.select(sampling)
-            self.cell.move_to(t_now)
-            dl_bits = self.broadcast_bits(state)
-            dl_s = self.cell.broadcast_time_s(dl_bits, sel, t_now)
-            updates = [self._train(state, int(k), t) for k in sel]
-            compute_s = compute_all[sel]
-            fading = self.cell.estimated_fading(t_now)[sel]
-            ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
-                               full_all[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
-                               sc.controller.latency_budget_s, queue.value,
-                               weights=np.array([u.num_samples for u in updates], dtype=float),
-                               bits=bits_all[sel], eps=self._error_profiles(updates))
-            alloc = self.controller.online(ctx)
-            timings = {k: alloc.info.pop(k) for k in list(alloc.info) if k.endswith("_wall_s")}
-            for k, v in timings.items():
-                wall[k] = wall.get(k, 0.0) + v
-            keep = alloc.keep_ranks
-            packets = [
-                self.compressor.compress(u, state, sc.radio.bits_per_value,
-                                         None if keep is None else int(keep[i]),
-                                         seeding.rng(sc.seed, "compressor", int(u.client_id), t))
-                for i, u in enumerate(updates)
-            ]
-            bits = np.array([p.payload_bits for p in packets], dtype=float)
-            plan = RoundPlan(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz,
-                             self.cell.uplink_c_hz(sel), sc.sim.deadline_s, sc.sim.max_upload_s)
-            out = play_round(plan, self.cell.channel)
-            received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
-            agg_metrics: dict[str, float] = {}
-            if received:
-                state, agg_metrics = self.aggregator.aggregate(state, received)
-
-            latency = out.end_s - t_now
-            t_now = out.end_s
+            r = self._play_round(t, state, t_now, queue.value, sampling)
+            state = r.state
+            latency = r.outcome.end_s - t_now
+            t_now = r.outcome.end_s
             lat_sum += latency
-            up_bits = int(bits[out.received].sum())
-            energy = self._energy_j(plan, out)
-            comp_metrics = {}
-            for key in packets[0].metrics if packets else {}:
-                comp_metrics[key] = float(np.mean([p.metrics[key] for p in packets]))
-            cum_up += up_bits
-            cum_dn += dl_bits
+            cum_up += r.uplink_bits
+            cum_dn += r.downlink_bits
+            for k, v in r.timings.items():
+                wall[k] = wall.get(k, 0.0) + v
             q_before = queue.value
             queue.update(latency)
-            last = t == sc.rounds - 1
-            evaluated = t % sc.eval.every == 0 or last
+            evaluated = t % sc.eval.every == 0 or t == sc.rounds - 1
             personal = float("nan")
             if evaluated:
                 acc, loss = self.trainer.evaluate(state, self.shards.test, sc.eval.batch_size)
@@ -312,37 +301,26 @@ class Simulation:
                 "round": t,
                 "sim_time_s": t_now,
                 "round_latency_s": latency,
-                "planned_latency_s": float(np.max(alloc.planned_latency_s)),
+                "planned_latency_s": float(np.max(r.alloc.planned_latency_s)),
                 "avg_latency_s": lat_sum / (t + 1),
-                "downlink_s": dl_s,
-                "uplink_bits": up_bits,
+                "downlink_s": r.downlink_s,
+                "uplink_bits": r.uplink_bits,
                 "cum_uplink_bits": cum_up,
-                "downlink_bits": dl_bits,
+                "downlink_bits": r.downlink_bits,
                 "cum_downlink_bits": cum_dn,
-                "selected": len(sel),
-                "received": int(out.received.sum()),
-                "dropped": int((~out.received).sum()),
+                "selected": len(r.plan.links),
+                "received": int(r.outcome.received.sum()),
+                "dropped": int((~r.outcome.received).sum()),
                 "queue_s": q_before,
-                "tx_energy_j": float(energy[0].sum()),
-                "compute_energy_j": float(energy[1].sum()),
-                "train_loss": float(np.mean([u.train_loss for u in updates])),
+                "tx_energy_j": float(r.energy[0].sum()),
+                "compute_energy_j": float(r.energy[1].sum()),
+                "train_loss": float(np.mean([u.train_loss for u in r.updates])),
                 "accuracy": acc if evaluated else float("nan"),
                 "loss": loss if evaluated else float("nan"),
                 **({"personal_accuracy": personal} if self.aggregator.personalized else {}),
-                **agg_metrics,
-                **comp_metrics,
-                **alloc.info,
+                **r.metrics,
             }
-            writer.append_rows("metrics", [row])
-            writer.append_rows("clients", self._client_rows(t, plan, updates, packets, ctx,
-                                                            alloc, out, energy))
-            for i, reason in enumerate(out.drop_reason):
-                if reason:
-                    writer.event({"round": t, "event": "drop", "client": int(sel[i]),
-                                  "reason": reason})
-            writer.event({"round": t, "event": "timeline", "phases": out.events})
-            if timings:
-                writer.event({"round": t, "event": "timing", **timings})
+            self._write_round(writer, t, row, r)
             bar.set_postfix(sim_s=f"{t_now:.1f}", acc=f"{acc:.3f}")
         bar.close()
 
@@ -373,6 +351,63 @@ class Simulation:
         }
         writer.write_summary(summary)
         return summary
+
+    def _play_round(self, t: int, state: State, t_now: float, queue_s: float,
+                    sampling: np.random.Generator) -> PlayedRound:
+        """One round from ``t_now``: select, broadcast, train, decide, compress, upload,
+        aggregate. Logs nothing; the caller turns the result into rows."""
+        sc = self.sc
+        sel = self.select(sampling)
+        self.cell.move_to(t_now)
+        dl_bits = self.broadcast_bits(state)
+        dl_s = self.cell.broadcast_time_s(dl_bits, sel, t_now)
+        updates = [self._train(state, int(k), t) for k in sel]
+        compute_s = self.compute_s[sel]
+        fading = self.cell.estimated_fading(t_now)[sel]
+        full = self.bits_table[np.arange(len(self.ranks)), self.ranks]
+        ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
+                           full[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
+                           sc.controller.latency_budget_s, queue_s,
+                           weights=np.array([u.num_samples for u in updates], dtype=float),
+                           bits=self.bits_table[sel], eps=self._error_profiles(updates))
+        alloc = self.controller.online(ctx)
+        timings = {k: alloc.info.pop(k) for k in list(alloc.info) if k.endswith("_wall_s")}
+        keep = alloc.keep_ranks
+        packets = [
+            self.compressor.compress(u, state, sc.radio.bits_per_value,
+                                     None if keep is None else int(keep[i]),
+                                     seeding.rng(sc.seed, "compressor", int(u.client_id), t))
+            for i, u in enumerate(updates)
+        ]
+        bits = np.array([p.payload_bits for p in packets], dtype=float)
+        plan = RoundPlan(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz,
+                         self.cell.uplink_c_hz(sel), sc.sim.deadline_s, sc.sim.max_upload_s)
+        out = play_round(plan, self.cell.channel)
+        received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
+        metrics: dict[str, float] = {}
+        if received:
+            state, agg_metrics = self.aggregator.aggregate(state, received)
+            metrics.update(agg_metrics)
+        for key in packets[0].metrics if packets else {}:
+            metrics[key] = float(np.mean([p.metrics[key] for p in packets]))
+        metrics.update(alloc.info)
+        return PlayedRound(state, ctx, alloc, updates, packets, plan, out, dl_bits, dl_s,
+                           int(bits[out.received].sum()), self._energy_j(plan, out),
+                           metrics, timings)
+
+    def _write_round(self, writer: ResultsWriter, t: int, row: dict[str, Any],
+                     r: PlayedRound) -> None:
+        """Append the round's metrics row, client rows and events to the results folder."""
+        writer.append_rows("metrics", [row])
+        writer.append_rows("clients", self._client_rows(t, r.plan, r.updates, r.packets, r.ctx,
+                                                        r.alloc, r.outcome, r.energy))
+        for i, reason in enumerate(r.outcome.drop_reason):
+            if reason:
+                writer.event({"round": t, "event": "drop", "client": int(r.plan.links[i]),
+                              "reason": reason})
+        writer.event({"round": t, "event": "timeline", "phases": r.outcome.events})
+        if r.timings:
+            writer.event({"round": t, "event": "timing", **r.timings})
 
     def _error_profiles(self, updates) -> np.ndarray | None:
         """Reported ``eps_k(m)`` per client, (n, R + 1); None if nothing is sparsified."""
@@ -475,14 +510,16 @@ class Simulation:
         return rows
 
 
-def build_simulation(sc: Scenario) -> Simulation:
+def build_simulation(sc: Scenario, offline: bool = True) -> Simulation:
     """The simulation of ``sc``, after TSFA's offline stage when the controller asks for it.
 
     With ``method.controller_options.rank_candidates``, a pilot simulation at the
     largest candidate rank measures every (rank, lambda_orth) candidate, the
     controller's surrogate picks one (:func:`wirelessfl.control.tsfa.offline_choice`),
     and the run is built with that structural rank and orthogonality weight. The
-    candidate table is kept in ``Simulation.offline_rows``.
+    candidate table is kept in ``Simulation.offline_rows``. With ``offline=False``
+    the candidates are checked but the pilot (local training) is not run, and the
+    simulation keeps the scenario's ``model.lora.rank``.
     """
     from wirelessfl.control.tsfa import offline_choice
     from wirelessfl.errors import ScenarioError
@@ -505,10 +542,13 @@ def build_simulation(sc: Scenario) -> Simulation:
         raise ScenarioError("method.controller_options.lambda_candidates",
                             f"compressor {sc.method.compressor!r} has no lambda_orth; use soft")
     lambdas = lambdas or [own_lambda or 0.0]
+    if not offline:
+        return sim
     pilot_sc = sc.model_copy(deep=True)
     pilot_sc.model.lora.rank = max(ranks)
     pilot = sim if sc.model.lora.rank == max(ranks) else Simulation(pilot_sc)
-    cands = run_pilot(pilot, sorted(set(ranks)), lambdas, params.pilot_clients)
+    cands = run_pilot(pilot, sorted(set(ranks)), lambdas, params.pilot_clients,
+                      params.pilot_latency_rounds)
     choice, rows = offline_choice(cands, sc.controller.latency_budget_s, params.weight_rank,
                                   params.weight_sparse, params.weight_cov)
     final = sc.model_copy(deep=True)

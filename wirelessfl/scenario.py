@@ -186,11 +186,18 @@ class Sim(Section):
     max_upload_s: float = Field(
         600.0, gt=0, description="an upload still running this long is an outage, seconds"
     )
+    expected_latency_rounds: int = Field(
+        200, ge=1, description="timeline rounds averaged for validate's expected round latency"
+    )
 
 
 class Eval(Section):
     every: int = Field(1, ge=1, description="evaluate every this many rounds (and the last)")
     batch_size: int = Field(64, ge=1, description="evaluation batch size")
+    personal_examples: int = Field(
+        100, ge=1, description="per-client test examples (its training label mix) for "
+        "personalised accuracy"
+    )
 
 
 class Compute(Section):

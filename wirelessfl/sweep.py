@@ -87,7 +87,13 @@ def first_difference(old: Any, new: Any, key: str = "") -> str | None:
 
 def check_finished(path: Path, sc: Any) -> None:
     """Raise if the finished run in ``path`` was made from another resolved scenario."""
-    stored = yaml.safe_load((path / "config.yaml").read_text())
+    from wirelessfl.scenario import parse_scenario
+
+    raw = yaml.safe_load((path / "config.yaml").read_text())
+    try:  # through the schema, so keys added since (at their defaults) compare equal
+        stored = parse_scenario(raw).model_dump(mode="json")
+    except ScenarioError:
+        stored = raw
     diff = first_difference(stored, sc.model_dump(mode="json"))
     if diff:
         raise OutputError("--out", f"finished run {path} was made with a different scenario "

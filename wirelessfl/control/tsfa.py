@@ -64,6 +64,8 @@ class TSFAParams(BaseModel):
         None, description="offline stage: orthogonality weights to choose from"
     )
     pilot_clients: int = Field(2, ge=1, description="offline pilot: clients trained")
+    pilot_latency_rounds: int = Field(
+        20, ge=1, description="offline pilot: timeline rounds averaged per expected latency")
     weight_rank: float = Field(1.0, ge=0, description="offline surrogate: rank-term weight")
     weight_sparse: float = Field(1.0, ge=0, description="offline surrogate: sparsification")
     weight_cov: float = Field(0.5, ge=0, description="offline surrogate: covariance term")
