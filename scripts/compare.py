@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
+from wirelessfl.cli import guarded
 from wirelessfl.results import read_csv
 from wirelessfl.runner import run_scenario
 from wirelessfl.scenario import load_scenario
@@ -71,7 +73,7 @@ def write_table(rows: list[dict], out: Path) -> str:
     return text
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenario", nargs="?")
     ap.add_argument("--preset", choices=sorted(PRESETS))
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row(value, path, s, time.perf_counter() - t0))
         print(rows[-1], flush=True)
     print(write_table(rows, out))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(guarded(main))

@@ -12,5 +12,7 @@ import sys
 
 from compare import main
 
+from wirelessfl.cli import guarded
+
 if __name__ == "__main__":
-    main(["--preset", "aggregators", *sys.argv[1:]])
+    sys.exit(guarded(main, ["--preset", "aggregators", *sys.argv[1:]]))

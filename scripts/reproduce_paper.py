@@ -30,6 +30,7 @@ these are the figures its abstract describes, in this project's formulation
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from wirelessfl.analysis import find_runs, group_runs, stack  # noqa: E402
+from wirelessfl.cli import guarded  # noqa: E402
 from wirelessfl.plotting import _colors, _save, band, finish  # noqa: E402
 from wirelessfl.results import read_csv  # noqa: E402
 from wirelessfl.scenario import load_scenario  # noqa: E402
@@ -199,7 +201,7 @@ def fig_download(groups, out: Path) -> list[Path]:
     return _save(fig, out, "florist_download")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="paper scale (GPU)")
     ap.add_argument("--smoke", action="store_true", help="tiny-bert, seconds (tests)")
@@ -210,8 +212,14 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     folders = {}
     for name, scenario, grid, sets in studies(args, scale(args)):
-        folders[name], _ = run_sweep(scenario, grid, sets, args.jobs, out / "runs" / name,
-                                     progress=True)
+        folders[name], rows = run_sweep(scenario, grid, sets, args.jobs,
+                                        out / "runs" / name, progress=True)
+        failed = [r["run"] for r in rows if r["status"] == "failed"]
+        if failed:
+            print(f"reproduce_paper: {len(failed)} run(s) failed ({', '.join(failed)}); see "
+                  f"{folders[name] / 'sweep.csv'}. Rerunning redoes only those.",
+                  file=sys.stderr)
+            return 1
     ctrl = relabel(group_runs(find_runs([folders["controllers_full_rank"],
                                          folders["controllers_tsfa"]])))
     tsfa = [g for g in ctrl if g.runs[0].config["method"]["controller"] == "tsfa"]
@@ -222,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     for f in files:
         print(f)
     print(f"reproduce_paper: {time.perf_counter() - t0:.0f} s wall")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(guarded(main))

@@ -141,6 +141,36 @@ def test_plot_rejects_a_folder_without_runs(tmp_path, capsys):
     assert "holds no results folders" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("script", ["compare.py", "compare_aggregators.py",
+                                    "reproduce_paper.py"])
+def test_scripts_report_a_user_mistake_in_one_line(script, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    args = {"compare.py": ["--preset", "aggregators", "--set", "clients.count=-1"],
+            "compare_aggregators.py": ["--set", "clients.count=-1"],
+            "reproduce_paper.py": ["--smoke", "--out", str(tmp_path)]}[script]
+    if script == "reproduce_paper.py":  # a finished run made from another scenario
+        sys.path.insert(0, str(root / "scripts"))
+        import reproduce_paper
+
+        name, scen, grid, sets = reproduce_paper.studies(
+            reproduce_paper.argparse.Namespace(smoke=True, full=False),
+            reproduce_paper.scale(reproduce_paper.argparse.Namespace(smoke=True,
+                                                                      full=False)))[0]
+        assert main(["sweep", scen, *sum((["--grid", g] for g in grid), []),
+                     *sum((["--set", s] for s in [*sets, "clients.local_steps=1"]), []),
+                     "--out", str(tmp_path / "runs" / name), "--quiet"]) == 0
+    proc = subprocess.run([sys.executable, str(root / "scripts" / script), *args],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("error: ")
+    assert ("clients.count" if script != "reproduce_paper.py" else "clients.local_steps") \
+        in proc.stderr
+
+
 @pytest.mark.slow
 def test_reproduce_paper_smoke_writes_the_figure_set(tmp_path):
     import sys

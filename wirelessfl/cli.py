@@ -17,6 +17,19 @@ from wirelessfl.errors import WirelessFLError
 EXIT_USER_ERROR = 2
 
 
+def guarded(func, *args) -> int:
+    """Call ``func(*args)`` as a command: a user mistake prints one line, status 2.
+
+    For the scripts in ``scripts/``, which take the same overrides as the CLI.
+    Returns ``func``'s integer result, or 0 when it returns None.
+    """
+    try:
+        return int(func(*args) or 0)
+    except WirelessFLError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
 def _add_scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
