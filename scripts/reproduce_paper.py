@@ -129,7 +129,7 @@ def fig_accuracy(groups, out: Path) -> list[Path]:
 
 def fig_latency(groups, out: Path) -> list[Path]:
     colors = _colors(groups)
-    fig, ax = plt.subplots(figsize=(5.2, 3.5))
+    fig, ax = plt.subplots(figsize=(6.4, 3.5))
     for g in groups:
         lat = stack(g, "round_latency_s")
         avg = (np.cumsum(lat, axis=1) / np.arange(1, lat.shape[1] + 1)).mean(axis=0)
@@ -137,7 +137,7 @@ def fig_latency(groups, out: Path) -> list[Path]:
         b = g.runs[0].config["controller"].get("latency_budget_s")
         if b and g.runs[0].config["method"]["controller"] == "tsfa":
             ax.axhline(b, color=colors[g.label], linestyle=":", linewidth=1)
-    finish(ax, "round", "running average latency (s); dotted: budget", 7)
+    finish(ax, "round", "running average latency (s); dotted: budget", 7, outside=True)
     return _save(fig, out, "latency_vs_budget")
 
 

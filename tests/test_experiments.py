@@ -28,6 +28,25 @@ def test_confidence_band_on_synthetic_numbers():
     assert np.array_equal(one_lo[:2], one_mean[:2]) and np.array_equal(one_hi[:2], one_mean[:2])
 
 
+def test_group_labels_name_only_what_each_group_sets():
+    from pathlib import Path
+
+    from wirelessfl.analysis import Run
+
+    def run(seed, controller, options):
+        return Run(Path(f"r{seed}{controller}"), {"seed": seed, "method": {
+            "controller": controller, "controller_options": options}}, [])
+
+    runs = [run(0, "minmax", {}), run(1, "minmax", {}), run(0, "tsfa", {"v": 1.0}),
+            run(0, "tsfa", {"v": 2.0}), run(1, "tsfa", {"v": 2.0})]
+    groups = {g.label: [r.config["seed"] for r in g.runs] for g in group_runs(runs)}
+    assert groups == {"controller=minmax": [0, 1], "controller=tsfa, v=1.0": [0],
+                      "controller=tsfa, v=2.0": [0, 1]}
+    # groups that differ only by an unset value keep distinct labels
+    twins = group_runs([run(0, "x", None), run(0, "x", {})])
+    assert len(twins) == 2 and twins[0].label != twins[1].label
+
+
 def test_grid_parsing_and_names():
     assert split_values("a,[1, 2],{x: 1},b") == ["a", "[1, 2]", "{x: 1}", "b"]
     grid = parse_grid(["method.aggregator=fedit,flora", "seed=0,1,2"])

@@ -93,17 +93,30 @@ class Group:
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
-    """Group runs by their configuration without the seed; label by differing keys."""
+    """Group runs by their configuration without the seed; label by differing keys.
+
+    The label names, for each group, the differing keys that the group sets
+    (``controller=tsfa, latency_budget_s=2.0``): a key that is unset (None, or an
+    empty mapping) in this group is left out of its label, so options that only
+    another method has do not clutter it. Groups are told apart by the values
+    themselves, never by the label alone.
+    """
     flat = [{k: v for k, v in flatten(r.config).items() if k not in IGNORED_KEYS} for r in runs]
     keys: list[str] = []
     for f in flat:
         keys.extend(k for k in f if k not in keys)
     differing = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]
-    groups: dict[str, list[Run]] = {}
+    groups: dict[str, tuple[str, list[Run]]] = {}
     for run, f in zip(runs, flat, strict=True):
-        label = ", ".join(f"{k.split('.')[-1]}={_short(f.get(k))}" for k in differing)
-        groups.setdefault(label or run.config.get("name", run.path.name), []).append(run)
-    return [Group(label, sorted(rs, key=lambda r: r.seed)) for label, rs in groups.items()]
+        ident = json.dumps([f.get(k) for k in differing], sort_keys=True)
+        label = ", ".join(f"{k.split('.')[-1]}={_short(f.get(k))}" for k in differing
+                          if f.get(k) not in (None, {}))
+        groups.setdefault(ident, (label or run.config.get("name", run.path.name), []))
+        groups[ident][1].append(run)
+    labels = [label for label, _ in groups.values()]
+    return [Group(label if labels.count(label) == 1 else f"{label} ({i})",
+                  sorted(rs, key=lambda r: r.seed))
+            for i, (label, rs) in enumerate(groups.values())]
 
 
 def _short(v: Any) -> str:

@@ -49,18 +49,23 @@ def _bits_unit(max_bits: float) -> tuple[float, str]:
     return 10.0**exp, {0: "bit", 3: "kbit", 6: "Mbit", 9: "Gbit", 12: "Tbit"}[exp]
 
 
-def finish(ax, xlabel: str, ylabel: str, fontsize: int = 8) -> None:
+def finish(ax, xlabel: str, ylabel: str, fontsize: int = 8, outside: bool = False) -> None:
     """Axis labels (with units), a light grid, integer ticks for rounds, and a legend.
 
     The legend sits where it hides the least, on a translucent white box so that
-    lines under it stay visible but do not cross its text.
+    lines under it stay visible but do not cross its text; ``outside`` puts it to
+    the right of the axes instead (for figures whose every region carries data).
     """
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if xlabel.startswith("round"):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if ax.get_legend_handles_labels()[0]:
+    if not ax.get_legend_handles_labels()[0]:
+        return
+    if outside:
+        ax.legend(frameon=False, fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
         ax.legend(frameon=True, framealpha=0.85, edgecolor="none", fontsize=fontsize)
 
 
