@@ -1,7 +1,7 @@
 """Regenerate the figure set of the SOFT/TSFA and FLoRIST papers, in our own setting.
 
 Usage:
-    python scripts/reproduce_paper.py            # about 20 min on 2 CPU cores
+    python scripts/reproduce_paper.py            # about 22 min on 2 CPU cores
     python scripts/reproduce_paper.py --full     # more rounds, 3 seeds, more ranks (GPU)
     python scripts/reproduce_paper.py --smoke    # tiny-bert on synthetic data, seconds
 
