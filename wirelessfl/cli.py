@@ -199,12 +199,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except WirelessFLError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return args.func(args) if args.debug else guarded(args.func, args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -364,9 +364,8 @@ class Simulation:
         updates = [self._train(state, int(k), t) for k in sel]
         compute_s = self.compute_s[sel]
         fading = self.cell.estimated_fading(t_now)[sel]
-        full = self.bits_table[np.arange(len(self.ranks)), self.ranks]
         ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
-                           full[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
+                           self.full_bits[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
                            sc.controller.latency_budget_s, queue_s,
                            weights=np.array([u.num_samples for u in updates], dtype=float),
                            bits=self.bits_table[sel], eps=self._error_profiles(updates))
