@@ -131,8 +131,7 @@ def fig_latency(groups, out: Path) -> list[Path]:
     colors = _colors(groups)
     fig, ax = plt.subplots(figsize=(6.4, 3.5))
     for g in groups:
-        lat = stack(g, "round_latency_s")
-        avg = (np.cumsum(lat, axis=1) / np.arange(1, lat.shape[1] + 1)).mean(axis=0)
+        avg = stack(g, "avg_latency_s").mean(axis=0)  # each run's logged running mean
         ax.plot(np.arange(len(avg)), avg, color=colors[g.label], label=g.label)
         b = g.runs[0].config["controller"].get("latency_budget_s")
         if b and g.runs[0].config["method"]["controller"] == "tsfa":
