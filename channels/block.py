@@ -7,6 +7,7 @@ from abc import abstractmethod
 import numpy as np
 
 from channels.base import Channel
+from channels.law import equal_probability_nodes
 
 
 class BlockFading(Channel):
@@ -31,6 +32,13 @@ class BlockFading(Channel):
     @abstractmethod
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         """Draw ``n_blocks`` blocks of gains, shape (n_blocks, n_links), block-major."""
+
+    def marginal_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Equal-probability bin means of 65,536 draws of :meth:`draw` (fixed seed), cached."""
+        if getattr(self, "_marginal", None) is None:
+            draws = self.draw(np.random.default_rng(20_240_601), 4096, 16).ravel()
+            self._marginal = tuple(a[None, :] for a in equal_probability_nodes(draws))
+        return self._marginal
 
     def gains(self, times_s: np.ndarray) -> np.ndarray:
         idx = self.block_index(np.asarray(times_s, dtype=float))

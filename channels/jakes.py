@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy.special import j0
 
 from channels.base import Channel, register_channel
+from channels.law import (
+    QUADRATURE_NODES,
+    WindowLaw,
+    equal_probability_nodes,
+    exponential_nodes,
+)
+
+# the conditional law is tabulated on segments of LAW_STEP / f_d up to LAW_SPAN / f_d
+# after the measurement; beyond, |J0|^2 < 0.04 and the stationary law is used
+LAW_STEP, LAW_SPAN, LAW_NODES = 0.2, 3.0, 8
 
 SPEED_OF_LIGHT_M_S = 299_792_458.0
 
@@ -74,3 +85,38 @@ class JakesRayleigh(Channel):
 
     def gains(self, times_s: np.ndarray) -> np.ndarray:
         return np.abs(self.complex_gains(times_s)) ** 2
+
+    def marginal_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The Rayleigh law's exact equal-probability bin means."""
+        gains, probs = exponential_nodes(QUADRATURE_NODES)
+        return gains[None, :], probs[None, :]
+
+    def window_law(self, gain: np.ndarray, known_at_s: float, from_s: float) -> WindowLaw:
+        """Clarke's conditional law given the gain ``g0`` measured at ``known_at_s``.
+
+        At lag s, ``h(s) | h(0) ~ CN(rho h(0), 1 - rho^2)`` with ``rho = J0(2 pi f_d s)``,
+        so ``g(s) = |rho sqrt(g0) + sqrt(1 - rho^2) w|^2``, ``w ~ CN(0, 1)`` (the phase
+        of h(0) does not matter). The law is tabulated at the midpoint lag of segments
+        of ``0.2 / f_d`` up to ``3 / f_d`` (8 equal-probability nodes each, from a fixed
+        set of 512 draws of w), then the stationary Rayleigh law.
+        """
+        g0 = np.asarray(gain, dtype=float)
+        n = len(g0)
+        step = LAW_STEP / self.f_d
+        edges = known_at_s + step * np.arange(int(round(LAW_SPAN / LAW_STEP)) + 1)
+        edges = edges[edges + step > from_s]
+        if edges.size < 2:
+            return self.stationary_law(n, from_s)
+        lo, hi = edges[:-1], edges[1:]
+        rho = j0(2 * np.pi * self.f_d * (0.5 * (lo + hi) - known_at_s))  # (J,)
+        w = np.random.default_rng(7).standard_normal((2, 512)) * np.sqrt(0.5)
+        mean = rho[None, :, None] * np.sqrt(g0)[:, None, None]  # (n, J, 1)
+        sd = np.sqrt(1 - rho**2)[None, :, None]
+        draws = (mean + sd * w[0]) ** 2 + (sd * w[1]) ** 2  # (n, J, 512)
+        gains, probs = equal_probability_nodes(draws, LAW_NODES)  # (n, J, Q)
+        start = np.broadcast_to(np.maximum(lo, from_s)[None, :, None], gains.shape)
+        end = np.broadcast_to(hi[None, :, None], gains.shape)
+        near = WindowLaw(gains.reshape(n, -1), probs.reshape(n, -1),
+                         start.reshape(n, -1).copy(), end.reshape(n, -1).copy())
+        far = self.stationary_law(n, float(hi[-1]))
+        return WindowLaw.concat([near, far])

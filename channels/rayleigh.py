@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import register_channel
 from channels.block import BlockFading
+from channels.law import exponential_nodes
 
 
 class RayleighParams(BaseModel):
@@ -27,3 +28,8 @@ class BlockRayleigh(BlockFading):
 
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         return rng.standard_exponential((n_blocks, n_links))
+
+    def marginal_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact equal-probability bin means of the exponential law."""
+        gains, probs = exponential_nodes()
+        return gains[None, :], probs[None, :]

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import Channel, register_channel
+from channels.law import equal_probability_nodes
 
 
 class TraceParams(BaseModel):
@@ -72,6 +73,13 @@ class TraceReplay(Channel):
             raise ValueError(f"the trace has {self._gains.shape[0]} links; "
                              f"{n_links} clients need one each")
         self.n_links = int(n_links)
+
+    def marginal_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each link's empirical law over the whole trace (16 equal-probability bins)."""
+        g = self._gains[: max(self.n_links, 1)]
+        if g.shape[1] < 16:
+            return g, np.full(g.shape, 1.0 / g.shape[1])
+        return equal_probability_nodes(g)
 
     def gains(self, times_s: np.ndarray) -> np.ndarray:
         idx = self.block_index(np.asarray(times_s, dtype=float))

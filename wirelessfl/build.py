@@ -112,7 +112,7 @@ def build_cell(sc: Scenario) -> Cell:
     csi = sc.channel.csi
     return Cell(pos, pathloss, fading, r.tx_power_dbm, r.bs_tx_power_dbm, r.noise_psd_dbm_hz,
                 r.noise_figure_db, r.uplink_bandwidth_hz, r.downlink_bandwidth_hz, mobility,
-                csi.error_std_db, csi.delay_s, csi.kind == "statistical",
+                csi.error_std_db, csi.delay_s, csi.kind,
                 seeding.rng(sc.seed, "csi"))
 
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from wirelessfl import build, seeding
 from wirelessfl.control import Allocation, LatencyQueue, RoundContext
+from wirelessfl.control.planning import UplinkModel
 from wirelessfl.learning.adapter import State, get_state, numels, set_state
 from wirelessfl.learning.client import LocalTrainer
 from wirelessfl.learning.data import (
@@ -364,31 +365,37 @@ class Simulation:
         updates = [self._train(state, int(k), t) for k in sel]
         compute_s = self.compute_s[sel]
         fading = self.cell.estimated_fading(t_now)[sel]
+        uplink = UplinkModel(self.cell.uplink_c_hz(sel), self.cell.uplink_law(sel, t_now, fading))
         ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
                            self.full_bits[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
                            sc.controller.latency_budget_s, queue_s,
                            weights=np.array([u.num_samples for u in updates], dtype=float),
-                           bits=self.bits_table[sel], eps=self._error_profiles(updates))
+                           bits=self.bits_table[sel], eps=self._error_profiles(updates, state),
+                           uplink=uplink)
         alloc = self.controller.online(ctx)
         timings = {k: alloc.info.pop(k) for k in list(alloc.info) if k.endswith("_wall_s")}
         keep = alloc.keep_ranks
+        sends = np.ones(len(sel), dtype=bool) if keep is None else np.asarray(keep) > 0
         packets = [
             self.compressor.compress(u, state, sc.radio.bits_per_value,
                                      None if keep is None else int(keep[i]),
                                      seeding.rng(sc.seed, "compressor", int(u.client_id), t))
+            if sends[i] else None
             for i, u in enumerate(updates)
         ]
-        bits = np.array([p.payload_bits for p in packets], dtype=float)
+        bits = np.array([p.payload_bits if p is not None else 0 for p in packets], dtype=float)
         plan = RoundPlan(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz,
-                         self.cell.uplink_c_hz(sel), sc.sim.deadline_s, sc.sim.max_upload_s)
+                         self.cell.uplink_c_hz(sel), sc.sim.deadline_s, sc.sim.max_upload_s,
+                         scheduled=sends)
         out = play_round(plan, self.cell.channel)
         received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
         metrics: dict[str, float] = {}
         if received:
             state, agg_metrics = self.aggregator.aggregate(state, received)
             metrics.update(agg_metrics)
-        for key in packets[0].metrics if packets else {}:
-            metrics[key] = float(np.mean([p.metrics[key] for p in packets]))
+        sent = [p for p in packets if p is not None]
+        for key in sent[0].metrics if sent else {}:
+            metrics[key] = float(np.mean([p.metrics[key] for p in sent]))
         metrics.update(alloc.info)
         return PlayedRound(state, ctx, alloc, updates, packets, plan, out, dl_bits, dl_s,
                            int(bits[out.received].sum()), self._energy_j(plan, out),
@@ -408,13 +415,13 @@ class Simulation:
         if r.timings:
             writer.event({"round": t, "event": "timing", **r.timings})
 
-    def _error_profiles(self, updates) -> np.ndarray | None:
+    def _error_profiles(self, updates, state: State) -> np.ndarray | None:
         """Reported ``eps_k(m)`` per client, (n, R + 1); None if nothing is sparsified."""
         if not self.compressor.sparsifies:
             return None
         out = np.zeros((len(updates), self.alloc_rank + 1))
         for i, u in enumerate(updates):
-            e = self.compressor.error_profile(u)
+            e = self.compressor.error_profile(u, state)
             out[i, : len(e)] = e  # ranks above the client's own lose nothing
         return out
 
@@ -490,7 +497,7 @@ class Simulation:
                 "rank": int(ctx.ranks[i]),
                 "keep_ranks": (int(ctx.ranks[i]) if alloc.keep_ranks is None
                                else int(alloc.keep_ranks[i])),
-                "payload_bits": packets[i].payload_bits,
+                "payload_bits": packets[i].payload_bits if packets[i] is not None else 0,
                 "compute_s": float(ctx.compute_s[i]),
                 "planned_latency_s": float(alloc.planned_latency_s[i]),
                 "planned_upload_s": float(alloc.planned_latency_s[i] - ctx.downlink_s
@@ -504,7 +511,7 @@ class Simulation:
                 "received": bool(out.received[i]),
                 "drop_reason": out.drop_reason[i],
                 **updates[i].metrics,
-                **packets[i].metrics,
+                **(packets[i].metrics if packets[i] is not None else {}),
             })
         return rows
 

@@ -95,9 +95,11 @@ class Radio(Section):
 
 
 class Csi(Section):
-    kind: Literal["instantaneous", "statistical"] = Field(
-        "instantaneous", description="plan with the fading at the round start, or with its "
-        "mean (large-scale gain only): right when uploads span many coherence blocks"
+    kind: Literal["auto", "instantaneous", "statistical"] = Field(
+        "auto", description="auto: the measured gain while its coherence block lasts, then "
+        "the channel's (conditional) law over the upload window; instantaneous: the "
+        "measured gain for the whole upload; statistical: the channel's law only "
+        "(ergodic rate)"
     )
     error_std_db: float = Field(
         0.0, ge=0, description="log-normal error of the controller's gain estimate, dB"

@@ -66,11 +66,12 @@ class Compressor(ABC):
         ``shapes`` are the allocated tensor shapes (all clients share them).
         """
 
-    def error_profile(self, update: ClientUpdate) -> np.ndarray | None:
+    def error_profile(self, update: ClientUpdate, reference: State) -> np.ndarray | None:
         """Relative sparsification error ``eps(m)`` for ``m = 0 .. rank``, shape (rank + 1,).
 
-        What the client reports to the controller; None when the compressor does
-        not sparsify.
+        What the client reports to the controller: the squared relative error of the
+        update the server will rebuild from m ranks (the rest from ``reference``, the
+        global adapter), against the full update. None when nothing is sparsified.
         """
         return None
 

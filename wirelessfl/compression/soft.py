@@ -13,8 +13,12 @@ per site instead of O(d_out d_in r + d^3).
 
 The client sends, per site, the m kept columns of B, rows of A and their indices
 (``m ceil(log2 r)`` bits). The server fills the other ranks from the global adapter
-(an unsent rank contributes no change). Per client, ``clients.csv`` logs the
-relative truncation error of SOFT's choice and of the SVD oracle at the same m.
+the client started from. So what sending rank i is worth is its *change*
+``||b_i a_i^T - bg_i ag_i^T||_F`` (equal to ``s_i`` when the global LoRA is zero, as
+with FLoRA), the ranks are chosen by it, and the error profile reported to the
+controller is the exact error of that rebuild (:mod:`wirelessfl.compression.ranks`).
+Per client, ``clients.csv`` logs the error of SOFT's choice, of the best subset of
+the same size, and of the SVD of the change at the same m.
 """
 
 from __future__ import annotations
@@ -26,12 +30,13 @@ from torch import nn
 
 from wirelessfl.compression.base import Compressed, Compressor, register_compressor
 from wirelessfl.compression.ranks import (
+    change_importance,
     client_rank,
-    energy_error_profile,
-    importance,
     keep_ranks,
+    random_subset_error_profile,
     rank_and_keep,
     rank_payload_bits,
+    reconstruction_error_profile,
     truncation_errors,
 )
 from wirelessfl.learning.adapter import State, lora_pairs
@@ -95,23 +100,24 @@ class SOFT(Compressor):
         return rank_payload_bits(shapes, rank, bits_per_value,
                                  rank if keep_ranks is None else keep_ranks)
 
-    def error_profile(self, update: ClientUpdate) -> np.ndarray:
-        return energy_error_profile(importance(update.state, client_rank(update)))
+    def error_profile(self, update: ClientUpdate, reference: State) -> np.ndarray:
+        """Exact squared relative error of the server's rebuild for m = 0..r (see ranks)."""
+        return reconstruction_error_profile(update.state, reference, client_rank(update))
 
-    def select(self, update: ClientUpdate, m: int, rng: np.random.Generator) -> list:
-        """The ranks to send per site."""
+    def select(self, update: ClientUpdate, reference: State, m: int,
+               rng: np.random.Generator) -> list:
+        """The ranks to send per site: the m largest changes against the reference."""
         r = update.rank or m
-        return top_ranks(importance(update.state, r), m)
+        return top_ranks(change_importance(update.state, reference, r), m)
 
     def compress(self, update: ClientUpdate, global_state: State, bits_per_value: int,
                  keep: int | None, rng: np.random.Generator) -> Compressed:
         shapes, r, m = rank_and_keep(update, keep)
         sites = [n for n in update.state if n.endswith(LORA_B)]
-        chosen = dict(zip(sites, self.select(update, m, rng), strict=True))
+        chosen = dict(zip(sites, self.select(update, global_state, m, rng), strict=True))
         metrics = {"orth_residual": orthogonality_residual(update.state)}
         if self.params.oracle:
-            err, oracle = truncation_errors(update.state, chosen, r)
-            metrics.update(trunc_err=err, svd_trunc_err=oracle)
+            metrics.update(truncation_errors(update.state, global_state, chosen, r))
         sent = ClientUpdate(update.client_id, update.num_samples,
                             keep_ranks(update.state, global_state, chosen), update.train_loss,
                             update.rank, update.metrics)
@@ -127,7 +133,12 @@ class RandomRanks(SOFT):
     def regularizer(self, model):
         return None
 
-    def select(self, update: ClientUpdate, m: int, rng: np.random.Generator) -> list:
+    def error_profile(self, update: ClientUpdate, reference: State) -> np.ndarray:
+        """The expected error of a uniform choice of m ranks (exact expectation)."""
+        return random_subset_error_profile(update.state, reference, client_rank(update))
+
+    def select(self, update: ClientUpdate, reference: State, m: int,
+               rng: np.random.Generator) -> list:
         r = update.rank or m
         n_sites = sum(1 for n in update.state if n.endswith(LORA_B))
         return [torch.as_tensor(np.sort(rng.choice(r, m, replace=False)))

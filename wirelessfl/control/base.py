@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from channels.base import NoParams, Registry
-from wirelessfl.network.link import shannon_rate_bps
+from wirelessfl.control.planning import UplinkModel, instantaneous
 
 CONTROLLERS: Registry[Controller] = Registry("controller")
 register_controller = CONTROLLERS.register
@@ -30,7 +30,8 @@ class RoundContext:
     round : int
     client_ids : ndarray of int, shape (n,)
     c_hz : ndarray, shape (n,)
-        Estimated SNR-bandwidth product ``p beta g / N0`` at the round start, Hz.
+        Estimated SNR-bandwidth product ``p beta g / N0`` at the round start, Hz
+        (what instantaneous CSI would plan with; logged as the clients' SNR).
     downlink_s : float
         Broadcast time of the global adapter, common to all clients, seconds.
     compute_s : ndarray, shape (n,)
@@ -52,6 +53,10 @@ class RoundContext:
     eps : ndarray, shape (n, R + 1), or None
         Reported relative sparsification error ``eps_k(m)`` (None: the compressor
         does not sparsify, so only full rank is possible).
+    uplink : UplinkModel or None
+        The planner's model of each client's uplink over the round (the channel's law
+        over the upload window given the CSI); times relative to the round start.
+        None: the gain in ``c_hz`` is trusted for the whole upload.
     """
 
     round: int
@@ -67,6 +72,19 @@ class RoundContext:
     weights: np.ndarray | None = None
     bits: np.ndarray | None = None
     eps: np.ndarray | None = None
+    uplink: UplinkModel | None = None
+
+    @property
+    def plan(self) -> UplinkModel:
+        """The uplink model to plan with (instantaneous ``c_hz`` when none was given)."""
+        if self.uplink is None:
+            self.uplink = instantaneous(self.c_hz, np.ones(len(self.c_hz)))
+        return self.uplink
+
+    @property
+    def start_s(self) -> np.ndarray:
+        """Upload start per client after the round start: downlink + compute, seconds."""
+        return self.downlink_s + np.asarray(self.compute_s, dtype=float)
 
     @property
     def p(self) -> np.ndarray:
@@ -86,7 +104,8 @@ class Allocation:
     keep_ranks : ndarray of int, shape (n,), or None
         Ranks each client sends; ``None``: all.
     planned_latency_s : ndarray, shape (n,)
-        Downlink + compute + upload time expected with the round-start CSI, seconds.
+        Downlink + compute + upload time the planner expects (its uplink model),
+        seconds; for a client left out of the round, its compute end.
     info : dict
         Per-round values for ``metrics.csv`` (fallbacks, ...). Keys ending in
         ``_wall_s`` are host timings: they go to ``events.jsonl`` and the summary,
@@ -100,11 +119,14 @@ class Allocation:
 
 
 def planned_latency_s(ctx: RoundContext, bandwidth_hz: np.ndarray, bits: np.ndarray) -> np.ndarray:
-    """``downlink + compute_k + S_k / R_k(b_k)`` with the round-start CSI, seconds."""
-    rate = shannon_rate_bps(bandwidth_hz, ctx.c_hz)
-    with np.errstate(divide="ignore"):
-        upload = np.where(rate > 0, np.asarray(bits, dtype=float) / rate, np.inf)
-    return ctx.downlink_s + ctx.compute_s + upload
+    """Planned finish of each upload after the round start, seconds.
+
+    ``tau_k`` with ``D_k(b_k, tau_k) = S_k`` under the planner's uplink model
+    (:class:`wirelessfl.control.planning.UplinkModel`); an empty payload finishes
+    when its compute does.
+    """
+    return ctx.plan.finish_s(np.asarray(bandwidth_hz, dtype=float),
+                             np.asarray(bits, dtype=float), ctx.start_s)
 
 
 class LatencyQueue:

@@ -7,7 +7,6 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wirelessfl.control.bandwidth import minmax_allocation
 from wirelessfl.control.base import (
     Allocation,
     Controller,
@@ -31,7 +30,7 @@ def bits_at(ctx: RoundContext, m: np.ndarray) -> np.ndarray:
 def allocate(ctx: RoundContext, m: np.ndarray, keep: bool) -> Allocation:
     """Min-max bandwidth for the payloads of ``m`` ranks."""
     bits = bits_at(ctx, m)
-    _, b = minmax_allocation(ctx.downlink_s + ctx.compute_s, bits, ctx.c_hz, ctx.bandwidth_hz)
+    _, b = ctx.plan.minmax(ctx.start_s, bits, ctx.bandwidth_hz)
     return Allocation(b, m if keep else None, planned_latency_s(ctx, b, bits))
 
 

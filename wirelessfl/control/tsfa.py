@@ -5,26 +5,41 @@ virtual queue ``Q(t+1) = max(Q(t) + T(t) - T_budget, 0)``, choose kept ranks m_k
 bandwidths b_k to minimise the drift-plus-penalty bound
 
     V sum_k p_k eps_k(m_k) + Q(t) tau
-    s.t.  a_k + S_k(m_k) / R_k(b_k) <= tau,   sum_k b_k <= B,   1 <= m_k <= r_k,
+    s.t.  S_k(m_k) <= D_k(b_k, tau),   sum_k b_k <= B,   1 <= m_k <= r_k,
 
-where ``a_k`` is the downlink plus compute time, ``eps_k`` the client's reported
-sparsification error (convex, piecewise linear in m), ``S_k(m) <= S0_k + s1_k m`` a
-linear upper bound of the payload and ``R_k(b) = b log2(1 + c_k / b)``.
+where ``eps_k`` is the client's reported sparsification error, ``S_k(m)`` its payload
+and ``D_k(b, tau)`` the bits that bandwidth b is expected to deliver between the
+client's upload start and tau under the channel's law over that window
+(:mod:`wirelessfl.control.planning`): the known gain while the current coherence
+block lasts, the channel's (conditional) law after it.
 
-For a fixed tau the problem is convex in (m, b): ``R_k(b) = -rel_entr(b, b + c_k) / ln 2``
-is concave, the latency constraint reads ``v_k + w_k m_k <= R_k(b_k)`` with
-``v_k = S0_k / (tau - a_k)``, ``w_k = s1_k / (tau - a_k)``, and eps_k is the maximum
-of its segments' lines (an epigraph). It is built once per scenario as a cvxpy
-problem with Parameters (DPP) and re-solved with CLARABEL for each tau of a scalar
-search: a grid between the smallest feasible latency (one rank each) and the
-full-rank min-max latency, refined by golden-section search around the best grid
-point. The continuous m is rounded down (never breaking the latency), the exact
-payloads get min-max bandwidth, and (for up to ``polish_max_clients`` clients) a
-local search over single-rank moves on the true discrete objective finishes.
+For a fixed tau the problem separates: client k needs bandwidth
+``beta_k(m, tau) = min{b : D_k(b, tau) >= S_k(m)}`` for m ranks, and the choice of
+ranks is ``min sum_k p_k eps_k(m_k) s.t. sum_k beta_k(m_k, tau) <= B``. Two solvers
+answer it:
+
+* ``fast`` (default): the table ``beta`` (n x R) by vectorised Newton steps, then
+  Lagrangian relaxation of the bandwidth constraint (bisection on the multiplier,
+  each client's best m in closed form) and a greedy fill of the leftover band;
+* ``cvxpy``: the continuous relaxation in m as one convex program (``D`` is a
+  positive sum of ``-rel_entr`` terms, DPP, built once and re-solved with CLARABEL),
+  rounded down.
+
+Both sit inside the same scalar search on tau (a grid between the smallest feasible
+latency and the full-rank min-max latency, then golden-section refinement), and
+the best ranks found are finished by single-rank moves on the true discrete
+objective (exact min-max latency of the chosen payloads).
+
+With ``schedule: true`` (the ``tsfa_sched`` variant) a client may also be left out
+of the round (``m_k = 0``, no bandwidth, its update not sent), at the price of its
+whole update (``eps_k(0) = 1``) and of its participation queue
+``Z_k(t+1) = max(Z_k + pi_min - 1[k sent], 0)``, which holds each client's long-term
+participation rate at ``min_participation`` or above (drift-plus-penalty adds
+``Z_k`` to the cost of leaving k out).
 
 A failed or infeasible solve never stops the run: that tau is skipped, and if no
 tau solves, the allocation falls back to min-max bandwidth with full rank (logged
-as ``tsfa_fallback``).
+as ``tsfa_fallback`` and an event).
 """
 
 from __future__ import annotations
@@ -33,12 +48,11 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
-import cvxpy as cp
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from wirelessfl.control.bandwidth import LN2, minmax_allocation
 from wirelessfl.control.base import (
     Allocation,
     Controller,
@@ -49,14 +63,24 @@ from wirelessfl.control.base import (
 from wirelessfl.control.baselines import bits_at
 
 GOLDEN = (math.sqrt(5) - 1) / 2
+LN2 = math.log(2.0)
 
 
 class TSFAParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    v: float = Field(1.0, gt=0, description="Lyapunov weight V, in units of T_budget^2")
-    grid: int = Field(10, ge=2, le=200, description="tau grid points of the scalar search")
+    v: float = Field(1.0, gt=0, le=1e12, allow_inf_nan=False,
+                     description="Lyapunov weight V, in units of T_budget^2")
+    grid: int = Field(24, ge=2, le=200, description="tau grid points of the scalar search")
     refine: int = Field(8, ge=0, le=50, description="golden-section refinement steps")
-    polish_max_clients: int = Field(64, ge=0, description="local search up to this many clients")
+    polish_max_clients: int = Field(64, ge=0, le=100_000,
+                                    description="local search up to this many clients")
+    solver: Literal["auto", "fast", "cvxpy"] = Field(
+        "auto", description="per-tau solver: fast (numpy, exact per tau) or the cvxpy "
+        "reference; auto = fast")
+    schedule: bool = Field(False, description="may leave clients out of a round (m = 0)")
+    min_participation: float = Field(
+        0.0, ge=0, le=1, allow_inf_nan=False,
+        description="with schedule: long-term share of rounds each client takes part in")
     rank_candidates: list[int] | None = Field(
         None, description="offline stage: structural ranks to choose from (None: no offline)"
     )
@@ -65,7 +89,8 @@ class TSFAParams(BaseModel):
     )
     pilot_clients: int = Field(2, ge=1, description="offline pilot: clients trained")
     pilot_latency_rounds: int = Field(
-        20, ge=1, description="offline pilot: timeline rounds averaged per expected latency")
+        20, ge=1, le=10_000, description="offline pilot: timeline rounds averaged per "
+        "expected latency")
     weight_rank: float = Field(1.0, ge=0, description="offline surrogate: rank-term weight")
     weight_sparse: float = Field(1.0, ge=0, description="offline surrogate: sparsification")
     weight_cov: float = Field(0.5, ge=0, description="offline surrogate: covariance term")
@@ -103,44 +128,162 @@ def linear_payload(bits: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.
     return s0, s1
 
 
+def choose_ranks(cost: np.ndarray, need: np.ndarray, budget: float
+                 ) -> tuple[np.ndarray, float] | None:
+    """``min sum_k cost[k, m_k] s.t. sum_k need[k, m_k] <= budget`` (one choice per row).
+
+    Lagrangian relaxation of the budget: for a multiplier lam each row takes
+    ``argmin_m cost + lam need``; the smallest lam whose choice fits is found by
+    bisection on log lam, then the leftover budget buys the upgrades with the best
+    cost saving per unit of need until none fits. Infinite entries are forbidden.
+
+    Parameters
+    ----------
+    cost, need : ndarray, shape (n, C)
+    budget : float
+
+    Returns
+    -------
+    (m, total cost), or None when even the cheapest-need choice does not fit.
+    """
+    ok = np.isfinite(need) & np.isfinite(cost)
+    if not np.all(ok.any(axis=1)):
+        return None
+    rows = np.arange(cost.shape[0])
+    need_f = np.where(ok, need, np.inf)
+    lightest = np.argmin(need_f, axis=1)
+    if need_f[rows, lightest].sum() > budget * (1 + 1e-12):
+        return None
+    c_scale = max(float(np.max(np.abs(np.where(ok, cost, 0.0)))), 1e-300)
+    n_scale = max(budget, 1e-300)
+    c = np.where(ok, cost / c_scale, np.inf)
+    w = np.where(ok, need / n_scale, np.inf)
+
+    def pick(lam: float) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            score = np.where(ok, c + lam * w, np.inf)
+        return np.argmin(score, axis=1)
+
+    m = pick(0.0)
+    if w[rows, m].sum() > 1.0:
+        lo, hi = -30.0, 30.0
+        if w[rows, pick(10.0**hi)].sum() > 1.0:
+            m = lightest
+        else:
+            for _ in range(70):
+                mid = 0.5 * (lo + hi)
+                if w[rows, pick(10.0**mid)].sum() <= 1.0:
+                    hi = mid
+                else:
+                    lo = mid
+            m = pick(10.0**hi)
+    # greedy fill of the leftover budget
+    while True:
+        left = 1.0 - w[rows, m].sum()
+        dc = c - c[rows, m][:, None]
+        dw = w - w[rows, m][:, None]
+        fits = ok & (dc < 0) & (dw <= left + 1e-15)
+        if not fits.any():
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(fits, np.where(dw > 0, dc / dw, -np.inf), np.inf)
+        k, j = np.unravel_index(np.argmin(ratio), ratio.shape)
+        m[k] = j
+    return m, float(cost[rows, m].sum())
+
+
+def choose_ranks_exact(cost: np.ndarray, need: np.ndarray, budget: float,
+                       max_frontier: int = 20_000) -> tuple[np.ndarray, float] | None:
+    """The same problem as :func:`choose_ranks`, solved exactly (multiple-choice knapsack).
+
+    Clients are added one at a time to the Pareto frontier of (total need, total
+    cost) pairs of partial choices; dominated pairs and pairs over the budget are
+    pruned. Falls back to :func:`choose_ranks` when the frontier would exceed
+    ``max_frontier`` pairs.
+    """
+    n, c = cost.shape
+    ok = np.isfinite(need) & np.isfinite(cost) & (need <= budget * (1 + 1e-12))
+    if not np.all(ok.any(axis=1)):
+        return None
+    f_need, f_cost = np.zeros(1), np.zeros(1)
+    back: list[tuple[np.ndarray, np.ndarray]] = []  # per client: (parent index, choice)
+    for k in range(n):
+        cols = np.flatnonzero(ok[k])
+        cand_need = (f_need[:, None] + need[k, cols][None, :]).ravel()
+        cand_cost = (f_cost[:, None] + cost[k, cols][None, :]).ravel()
+        parent = np.repeat(np.arange(len(f_need)), len(cols))
+        choice = np.tile(cols, len(f_need))
+        keep = cand_need <= budget * (1 + 1e-12)
+        if not keep.any():
+            return None
+        cand_need, cand_cost, parent, choice = (x[keep] for x in
+                                                (cand_need, cand_cost, parent, choice))
+        order = np.lexsort((cand_cost, cand_need))
+        run_min = np.minimum.accumulate(cand_cost[order])
+        strict = np.concatenate([[True], run_min[1:] < run_min[:-1] - 1e-15 * np.abs(
+            run_min[:-1])])
+        sel = order[strict & (cand_cost[order] <= run_min + 0.0)]
+        if len(sel) > max_frontier:
+            return choose_ranks(cost, need, budget)
+        f_need, f_cost = cand_need[sel], cand_cost[sel]
+        back.append((parent[sel], choice[sel]))
+    i = int(np.argmin(f_cost))
+    best = float(f_cost[i])
+    m = np.zeros(n, dtype=int)
+    for k in range(n - 1, -1, -1):
+        par, ch = back[k]
+        m[k] = ch[i]
+        i = int(par[i])
+    return m, best
+
+
 @dataclass
 class OnlineProblem:
-    """The per-tau convex problem, built once for n clients and max rank R (DPP).
+    """The cvxpy reference of the per-tau problem, built once for n clients, R ranks, M nodes.
 
-    Scaled for the solver: bandwidth as a share ``x_k = b_k / B`` of the band, rates in
-    units of B bit/s, so ``R_k / B = -rel_entr(x_k, x_k + c_k / B) / ln 2`` and
-    ``sum x <= 1``; payload coefficients are divided by B accordingly.
+    Scaled for the solver: bandwidth as a share ``x_k = b_k / B``; the latency
+    constraint ``S0_k + s1_k m_k <= sum_j w_kj b_k log2(1 + c_k g_kj / b_k)`` reads, divided
+    by B, ``v_k + u_k m_k <= -sum_j rel_entr(w_kj x_k, w_kj x_k + y_kj) / ln 2`` with
+    ``y_kj = w_kj c_k g_kj / B`` (``w rel_entr(x, x + z) = rel_entr(w x, w x + w z)``, which
+    keeps the problem DPP: parameters multiply only parameter-free expressions).
     """
 
     n: int
     big_r: int
+    nodes: int
 
     def __post_init__(self) -> None:
-        n, segs = self.n, max(self.big_r - 1, 1)
+        import cvxpy as cp
+
+        self.cp = cp
+        n, segs, q = self.n, max(self.big_r - 1, 1), self.nodes
         self.m = cp.Variable(n)
-        self.b = cp.Variable(n, nonneg=True)
+        self.x = cp.Variable(n, nonneg=True)
         self.e = cp.Variable(n)
         self.p = cp.Parameter(n, nonneg=True)
         self.alpha = cp.Parameter((n, segs))
         self.beta = cp.Parameter((n, segs))
         self.v = cp.Parameter(n, nonneg=True)
-        self.w = cp.Parameter(n, nonneg=True)
-        self.c = cp.Parameter(n, pos=True)
+        self.u = cp.Parameter(n, nonneg=True)
+        self.w = cp.Parameter((n, q), nonneg=True)
+        self.y = cp.Parameter((n, q), nonneg=True)
         self.r = cp.Parameter(n, pos=True)
         m_cols = cp.reshape(self.m, (n, 1), order="C") @ np.ones((1, segs))
-        rate = -cp.rel_entr(self.b, self.b + self.c) / LN2
+        wx = cp.multiply(self.w, cp.reshape(self.x, (n, 1), order="C") @ np.ones((1, q)))
+        rate = -cp.sum(cp.rel_entr(wx, wx + self.y), axis=1) / LN2
         cons = [
             self.e[:, None] >= self.alpha + cp.multiply(self.beta, m_cols),
             self.e >= 0,
-            self.v + cp.multiply(self.w, self.m) <= rate,
+            self.v + cp.multiply(self.u, self.m) <= rate,
             self.m >= 1,
             self.m <= self.r,
-            cp.sum(self.b) <= 1.0,
+            cp.sum(self.x) <= 1.0,
         ]
         self.problem = cp.Problem(cp.Minimize(self.p @ self.e), cons)
         assert self.problem.is_dpp()
 
     def solve(self) -> bool:
+        cp = self.cp
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # OPTIMAL_INACCURATE is accepted below
@@ -160,7 +303,8 @@ class TSFA(Controller):
 
     def __init__(self, params: TSFAParams | None = None) -> None:
         super().__init__(params)
-        self._problems: dict[tuple[int, int], OnlineProblem] = {}
+        self._problems: dict[tuple[int, int, int], OnlineProblem] = {}
+        self.participation: dict[int, float] = {}  # Z_k per client id
 
     # ------------------------------------------------------------------ helpers
 
@@ -168,28 +312,73 @@ class TSFA(Controller):
         budget = ctx.latency_budget_s or 1.0
         return self.params.v * budget**2
 
-    def objective(self, ctx: RoundContext, m: np.ndarray) -> tuple[float, float, np.ndarray]:
-        """True discrete objective of integer ranks m: ``(J, tau*(m), b*(m))``."""
-        tau, b = minmax_allocation(ctx.downlink_s + ctx.compute_s, bits_at(ctx, m), ctx.c_hz,
-                                   ctx.bandwidth_hz)
-        err = float(ctx.p @ ctx.eps[np.arange(len(m)), m])
-        return self.weight_v(ctx) * err + ctx.queue * tau, tau, b
+    def costs(self, ctx: RoundContext) -> np.ndarray:
+        """Per-client cost of each choice m = 0..R, shape (n, R + 1); inf where not allowed.
 
-    def problem(self, n: int, big_r: int) -> OnlineProblem:
-        key = (n, big_r)
+        ``V p_k eps_k(m)`` for ``1 <= m <= r_k``; with scheduling, ``m = 0`` costs
+        ``V p_k + Z_k`` (the whole update is lost; its participation queue grows).
+        """
+        ranks = np.asarray(ctx.ranks, dtype=int)
+        n, big_r = len(ranks), int(ranks.max())
+        cols = np.arange(big_r + 1)[None, :]
+        eps = ctx.eps if ctx.eps is not None else np.zeros((n, big_r + 1))
+        cost = self.weight_v(ctx) * ctx.p[:, None] * eps[:, : big_r + 1]
+        allowed = (cols >= 1) & (cols <= ranks[:, None])
+        if ctx.eps is None:
+            allowed = cols == ranks[:, None]
+        if self.params.schedule:
+            z = np.array([self.participation.get(int(k), 0.0) for k in ctx.client_ids])
+            cost[:, 0] = self.weight_v(ctx) * ctx.p + z
+            allowed = allowed | (cols == 0)
+        return np.where(allowed, cost, np.inf)
+
+    def objective(self, ctx: RoundContext, m: np.ndarray,
+                  cost: np.ndarray | None = None) -> tuple[float, float, np.ndarray]:
+        """True discrete objective of integer ranks m: ``(J, tau*(m), b*(m))``.
+
+        ``tau*`` is the exact min-max latency of the clients that send (m > 0) under
+        the planner's uplink model.
+        """
+        cost = self.costs(ctx) if cost is None else cost
+        m = np.asarray(m, dtype=int)
+        err = float(cost[np.arange(len(m)), m].sum())
+        if not np.isfinite(err):
+            return math.inf, math.inf, np.zeros(len(m))
+        tau, b = ctx.plan.minmax(ctx.start_s, np.where(m > 0, bits_at(ctx, np.maximum(m, 1)),
+                                                       0.0), ctx.bandwidth_hz)
+        if not np.any(m > 0):
+            tau = float(np.max(ctx.start_s))
+        return err + ctx.queue * tau, tau, b
+
+    def problem(self, n: int, big_r: int, nodes: int) -> OnlineProblem:
+        key = (n, big_r, nodes)
         if key not in self._problems:
-            self._problems[key] = OnlineProblem(n, big_r)
+            self._problems[key] = OnlineProblem(n, big_r, nodes)
         return self._problems[key]
 
-    def relaxed(self, ctx: RoundContext, tau: float, prob: OnlineProblem,
-                s0: np.ndarray, s1: np.ndarray) -> np.ndarray | None:
-        """Continuous ranks solving the convex problem at ``tau`` (None: infeasible)."""
-        slack = tau - (ctx.downlink_s + ctx.compute_s)
-        if np.any(slack <= 0):
+    def per_tau_fast(self, ctx: RoundContext, tau: float, cost: np.ndarray,
+                     bits: np.ndarray) -> np.ndarray | None:
+        """Ranks minimising the error at deadline tau (``fast`` solver); None: infeasible."""
+        need = np.zeros(bits.shape)
+        need[:, 1:] = ctx.plan.needed_bandwidth(bits[:, 1:], ctx.start_s, tau, ctx.bandwidth_hz)
+        out = choose_ranks_exact(cost, need, ctx.bandwidth_hz)
+        return None if out is None else out[0]
+
+    def per_tau_cvxpy(self, ctx: RoundContext, tau: float, prob: OnlineProblem,
+                      s0: np.ndarray, s1: np.ndarray) -> np.ndarray | None:
+        """Ranks from the convex relaxation at deadline tau (``cvxpy``); None: infeasible."""
+        a = ctx.start_s
+        if np.any(tau <= a):
             return None
-        prob.v.value = np.maximum(s0, 0.0) / slack / ctx.bandwidth_hz
-        prob.w.value = s1 / slack / ctx.bandwidth_hz
-        return prob.m.value.copy() if prob.solve() else None
+        w = ctx.plan.law.weights_s(a, np.full(len(a), tau))
+        big_b = ctx.bandwidth_hz
+        prob.w.value = w
+        prob.y.value = w * ctx.plan.cg_hz / big_b
+        prob.v.value = np.maximum(s0, 0.0) / big_b
+        prob.u.value = s1 / big_b
+        if not prob.solve():
+            return None
+        return np.clip(np.floor(prob.m.value + 1e-6).astype(int), 1, np.asarray(ctx.ranks))
 
     # ------------------------------------------------------------------ the stage
 
@@ -200,99 +389,157 @@ class TSFA(Controller):
         full = ranks.copy()
         if ctx.eps is None or ctx.bits is None or ctx.queue <= 0 or n == 0:
             # nothing to trade (Q = 0: latency is free this round) -> full rank
-            _, b = minmax_allocation(ctx.downlink_s + ctx.compute_s, bits_at(ctx, full),
-                                     ctx.c_hz, ctx.bandwidth_hz)
+            _, b = ctx.plan.minmax(ctx.start_s, bits_at(ctx, full), ctx.bandwidth_hz)
             return self._result(ctx, full, b, t0, solves=0, fallback=0)
 
         big_r = int(ranks.max())
-        a = ctx.downlink_s + ctx.compute_s
-        tau_hi, _ = minmax_allocation(a, ctx.bits[np.arange(n), full], ctx.c_hz, ctx.bandwidth_hz)
+        cost = self.costs(ctx)
+        bits = np.array(ctx.bits[:, : big_r + 1], dtype=float)
+        bits[:, 0] = 0.0
         ones = np.ones(n, dtype=int)
-        tau_lo, _ = minmax_allocation(a, ctx.bits[np.arange(n), ones], ctx.c_hz,
-                                      ctx.bandwidth_hz)
-        prob = self.problem(n, big_r)
-        prob.p.value = ctx.p
-        alpha, beta = eps_lines(ctx.eps, ranks, big_r)
-        prob.alpha.value, prob.beta.value = alpha, beta
-        prob.c.value = np.maximum(ctx.c_hz / ctx.bandwidth_hz, 1e-12)
-        prob.r.value = ranks.astype(float)
-        s0, s1 = linear_payload(ctx.bits, ranks)
+        tau_hi, _ = ctx.plan.minmax(ctx.start_s, bits_at(ctx, full), ctx.bandwidth_hz)
+        tau_lo, _ = ctx.plan.minmax(ctx.start_s, bits_at(ctx, ones), ctx.bandwidth_hz)
+        use_cvxpy = self.params.solver == "cvxpy"
+        if use_cvxpy:
+            prob = self.problem(n, big_r, ctx.plan.law.gains.shape[1])
+            prob.p.value = ctx.p
+            prob.alpha.value, prob.beta.value = eps_lines(ctx.eps, ranks, big_r)
+            prob.r.value = ranks.astype(float)
+            s0, s1 = linear_payload(ctx.bits, ranks)
 
         best: tuple[float, np.ndarray] | None = None
         solves = 0
         cache: dict[float, float] = {}
+        found: dict[bytes, tuple[float, np.ndarray]] = {}
+
+        def consider(m: np.ndarray, bound: float) -> None:
+            nonlocal best
+            key = m.tobytes()
+            if key not in found or bound < found[key][0]:
+                found[key] = (bound, m.copy())
+            if best is None or bound < best[0]:
+                best = (bound, m.copy())
 
         def evaluate(tau: float) -> float:
-            nonlocal best, solves
+            nonlocal solves
             if tau in cache:
                 return cache[tau]
             solves += 1
-            m_cont = self.relaxed(ctx, tau, prob, s0, s1)
-            if m_cont is None:
+            m = (self.per_tau_cvxpy(ctx, tau, prob, s0, s1) if use_cvxpy
+                 else self.per_tau_fast(ctx, tau, cost, bits))
+            if m is None:
                 cache[tau] = math.inf
                 return math.inf
-            m_int = np.clip(np.floor(m_cont + 1e-6).astype(int), 1, ranks)
-            j, _, _ = self.objective(ctx, m_int)
+            # m is feasible at tau, so tau bounds its own min-max latency
+            j = float(cost[np.arange(n), m].sum()) + ctx.queue * tau
             cache[tau] = j
-            if best is None or j < best[0]:
-                best = (j, m_int)
+            consider(m, j)
             return j
 
-        lo = tau_lo * (1 + 1e-6)
-        grid = np.linspace(lo, max(tau_hi, lo * (1 + 1e-6)), self.params.grid)
-        vals = [evaluate(float(t)) for t in grid]
-        i = int(np.argmin(vals))
-        a_, b_ = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        x1, x2 = b_ - GOLDEN * (b_ - a_), a_ + GOLDEN * (b_ - a_)
-        for _ in range(self.params.refine):  # golden section around the best grid point
-            if evaluate(float(x1)) <= evaluate(float(x2)):
-                b_, x2 = x2, x1
-                x1 = b_ - GOLDEN * (b_ - a_)
-            else:
-                a_, x1 = x1, x2
-                x2 = a_ + GOLDEN * (b_ - a_)
+        if np.isfinite(tau_lo) and np.isfinite(tau_hi):
+            lo = tau_lo * (1 + 1e-9)
+            grid = np.linspace(lo, max(tau_hi, lo * (1 + 1e-9)), self.params.grid)
+            vals = [evaluate(float(t)) for t in grid]
+            i = int(np.argmin(vals))
+            a_, b_ = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+            x1, x2 = b_ - GOLDEN * (b_ - a_), a_ + GOLDEN * (b_ - a_)
+            for _ in range(self.params.refine):  # golden section around the best grid point
+                if evaluate(float(x1)) <= evaluate(float(x2)):
+                    b_, x2 = x2, x1
+                    x1 = b_ - GOLDEN * (b_ - a_)
+                else:
+                    a_, x1 = x1, x2
+                    x2 = a_ + GOLDEN * (b_ - a_)
 
-        # the endpoints of the discrete problem are always candidates
-        for m in (full, ones):
-            j, _, _ = self.objective(ctx, m)
-            if best is None or j < best[0]:
-                best = (j, m.copy())
-        fallback = int(all(math.isinf(v) for v in cache.values()))
-        m = best[1]
-        if n <= self.params.polish_max_clients:
-            m = self.polish(ctx, m, ranks)
-        _, _, b = self.objective(ctx, m)
+        fallback = int(best is None)
+        # the endpoints and every distinct per-tau choice, scored by the true objective
+        # (a choice made at tau may finish well before tau), the best settled at its tau*
+        candidates = [full, ones] + [m_ for _, m_ in found.values()]
+        scored = [(self.objective(ctx, m_, cost)[0], i) for i, m_ in enumerate(candidates)]
+        j_best, i_best = min(scored)
+        m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy)
+        if not np.isfinite(j_best):
+            m, fallback = full.copy(), 1
+        elif n <= self.params.polish_max_clients:
+            m = self.settle(ctx, self.polish(ctx, m, cost), cost, bits, use_cvxpy)
+        _, _, b = self.objective(ctx, m, cost)
+        if self.params.schedule:
+            self._update_participation(ctx, m)
         return self._result(ctx, m, b, t0, solves, fallback)
 
-    def polish(self, ctx: RoundContext, m: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    def settle(self, ctx: RoundContext, m: np.ndarray, cost: np.ndarray, bits: np.ndarray,
+               use_cvxpy: bool) -> np.ndarray:
+        """Re-solve the ranks at ``tau*(m)`` until the objective stops falling.
+
+        The ranks chosen at deadline ``tau*(m)`` fit by that deadline and cost no more
+        than m, so each step can only lower ``cost + Q tau*``.
+        """
+        cur, tau, _ = self.objective(ctx, m, cost)
+        for _ in range(20):
+            if use_cvxpy or not np.isfinite(tau):
+                break
+            nxt = self.per_tau_fast(ctx, tau * (1 + 1e-9), cost, bits)
+            if nxt is None:
+                break
+            j, tau_n, _ = self.objective(ctx, nxt, cost)
+            if not j < cur - 1e-12 * max(1.0, abs(cur)):
+                break
+            m, cur, tau = nxt, j, tau_n
+        return m
+
+    def polish(self, ctx: RoundContext, m: np.ndarray, cost: np.ndarray) -> np.ndarray:
         """Single-rank moves on the true objective until none improves it."""
         m = m.copy()
-        cur, _, _ = self.objective(ctx, m)
+        cur, _, _ = self.objective(ctx, m, cost)
         improved = True
         while improved:
             improved = False
             for k in range(len(m)):
                 for step in (1, -1):
-                    if not 1 <= m[k] + step <= ranks[k]:
+                    nxt = m[k] + step
+                    if not 0 <= nxt < cost.shape[1] or not np.isfinite(cost[k, nxt]):
                         continue
-                    m[k] += step
-                    j, _, _ = self.objective(ctx, m)
+                    m[k] = nxt
+                    j, _, _ = self.objective(ctx, m, cost)
                     if j < cur - 1e-12 * max(1.0, abs(cur)):
                         cur, improved = j, True
                     else:
                         m[k] -= step
         return m
 
+    def _update_participation(self, ctx: RoundContext, m: np.ndarray) -> None:
+        pi = self.params.min_participation
+        for k, mk in zip(ctx.client_ids, m, strict=True):
+            z = self.participation.get(int(k), 0.0)
+            self.participation[int(k)] = max(z + pi - float(mk > 0), 0.0)
+
     def _result(self, ctx: RoundContext, m: np.ndarray, b: np.ndarray, t0: float,
                 solves: int, fallback: int) -> Allocation:
-        planned = planned_latency_s(ctx, b, bits_at(ctx, m))
+        sent = m > 0
+        bits = np.where(sent, bits_at(ctx, np.maximum(m, 1)), 0.0)
+        planned = planned_latency_s(ctx, np.where(sent, b, 0.0), bits)
         keep = None if ctx.bits is None else m
-        return Allocation(b, keep, planned, {
+        info = {
             "tsfa_solves": float(solves),
             "tsfa_fallback": float(fallback),
             "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks))),
             "solve_wall_s": time.perf_counter() - t0,
-        })
+        }
+        if self.params.schedule:
+            info["tsfa_scheduled"] = float(sent.sum())
+            info["tsfa_participation_queue_max"] = max(self.participation.values(), default=0.0)
+        return Allocation(np.where(sent, b, 0.0), keep, planned, info)
+
+
+@register_controller("tsfa_sched")
+class TSFAScheduled(TSFA):
+    """TSFA that may leave a client out of a round, holding each client's participation."""
+
+    class Params(TSFAParams):
+        schedule: bool = Field(True, description="may leave clients out of a round (m = 0)")
+        min_participation: float = Field(
+            0.8, ge=0, le=1, allow_inf_nan=False,
+            description="long-term share of rounds each client takes part in")
 
 
 # ---------------------------------------------------------------------- offline stage

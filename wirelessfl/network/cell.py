@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from channels.base import Channel
+from channels.law import WindowLaw
 from wirelessfl.network.link import noise_psd_w_hz, shannon_rate_bps, snr_bandwidth_product_hz
 from wirelessfl.network.pathloss import PathLoss
 from wirelessfl.network.placement import RandomWaypoint
@@ -29,6 +30,10 @@ class Cell:
         Moves the clients over simulated time; ``None``: static.
     csi_error_std_db, csi_delay_s : float
         Controller CSI imperfection: log-normal error on the power gain and age.
+    csi_kind : str
+        How the controller plans: ``auto`` (the channel's law over the upload window
+        given the CSI), ``instantaneous`` (the CSI holds for the whole upload) or
+        ``statistical`` (the channel's law alone).
     """
 
     positions_m: np.ndarray
@@ -43,7 +48,7 @@ class Cell:
     mobility: RandomWaypoint | None = None
     csi_error_std_db: float = 0.0
     csi_delay_s: float = 0.0
-    csi_statistical: bool = False
+    csi_kind: str = "auto"
     csi_rng: np.random.Generator | None = None
     gain_db: np.ndarray = field(init=False)
 
@@ -83,15 +88,34 @@ class Cell:
         The true gain ``csi_delay_s`` earlier (outdated CSI), times a log-normal
         estimation error ``10^(e / 10)``, ``e ~ N(0, csi_error_std_db^2)``. With
         statistical CSI, the mean gain 1 (the controller knows the large-scale gain
-        only).
+        only). The error draw is taken in every mode, so the CSI stream does not
+        depend on the mode.
         """
-        if self.csi_statistical:
-            return np.ones(len(self.distance_m))
         g = self.fading_at(max(t_s - self.csi_delay_s, 0.0))
         if self.csi_error_std_db > 0:
             rng = self.csi_rng if self.csi_rng is not None else np.random.default_rng(0)
             g = g * 10 ** (rng.standard_normal(g.shape) * self.csi_error_std_db / 10)
+        if self.csi_kind == "statistical":
+            return np.ones(len(self.distance_m))
         return g
+
+    def uplink_law(self, links: np.ndarray, t_s: float, estimate: np.ndarray) -> WindowLaw:
+        """The planner's law of the selected links' gains from ``t_s`` on, times from ``t_s``.
+
+        ``estimate`` is :meth:`estimated_fading` at ``t_s`` for these links (measured
+        ``csi_delay_s`` earlier).
+        """
+        links = np.asarray(links)
+        if self.csi_kind == "instantaneous":
+            law = WindowLaw.known(estimate)
+        elif self.csi_kind == "statistical":
+            law = self.channel.stationary_law(self.channel.n_links, t_s).take(links)
+        else:
+            full = np.ones(self.channel.n_links)
+            full[links] = estimate
+            law = self.channel.window_law(full, max(t_s - self.csi_delay_s, 0.0),
+                                          t_s).take(links)
+        return law.shifted(t_s)
 
     def broadcast_time_s(self, bits: float, links: np.ndarray, t_s: float) -> float:
         """Downlink broadcast of ``bits`` at the rate of the worst selected client.

@@ -50,6 +50,9 @@ class RoundPlan:
         Round deadline relative to ``start_s``, seconds.
     max_upload_s : float
         Upload duration after which the client is in outage, seconds.
+    scheduled : ndarray of bool, shape (n,), or None
+        Clients that upload; the others (left out by the controller) compute but send
+        nothing and do not hold the round up. None: all.
     """
 
     start_s: float
@@ -61,6 +64,7 @@ class RoundPlan:
     c_hz: np.ndarray
     deadline_s: float | None = None
     max_upload_s: float = 600.0
+    scheduled: np.ndarray | None = None
 
 
 @dataclass
@@ -74,7 +78,7 @@ class RoundOutcome:
     received : ndarray of bool, shape (n,)
         Whether the server got the client's update in time.
     drop_reason : list of str
-        ``""`` (received), ``"deadline"`` or ``"outage"`` per client.
+        ``""`` (received), ``"deadline"``, ``"outage"`` or ``"unscheduled"`` per client.
     end_s : float
         Absolute time at which the server aggregates.
     events : list of dict
@@ -136,9 +140,12 @@ def play_round(plan: RoundPlan, channel: Channel) -> RoundOutcome:
                        "start_s": plan.start_s, "end_s": t_dl_end})
         yield env.timeout(float(plan.compute_s[i]))
         t0 = env.now
-        upload_start[i] = t0
         events.append({"client": int(plan.links[i]), "phase": "compute",
                        "start_s": t_dl_end, "end_s": t0})
+        if plan.scheduled is not None and not plan.scheduled[i]:
+            reason[i] = "unscheduled"
+            return
+        upload_start[i] = t0
         remaining = float(plan.upload_bits[i])
         b = float(plan.bandwidth_hz[i])
         j = gains.block_of(t0)

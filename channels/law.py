@@ -1,0 +1,147 @@
+"""What a planner may believe about a link's gain over a time window: the window law.
+
+A base station that plans an upload knows the gain it measured at some time and the
+channel's law; the upload then runs over many coherence blocks. :class:`WindowLaw`
+holds, per link, a flat list of quadrature nodes ``(gain, prob, start_s, end_s)``:
+over the time segment ``[start_s, end_s)`` the gain takes the node values with the
+node probabilities (the probabilities of one segment sum to 1). For any function f,
+
+    E[ integral_{t0}^{t1} f(g(t)) dt ]  ~=  sum_m prob_m * |[t0, t1] & [start_m, end_m)| * f(g_m).
+
+With ``f(g) = b log2(1 + c g / b)`` this is the expected number of bits a bandwidth b
+delivers between t0 and t1 (the planner's model; see ``wirelessfl.control.planning``).
+Segments of different nodes may coincide (nodes of one law) or follow one another
+(the known gain until the block ends, then the stationary law).
+
+numpy only: nothing here knows about federated learning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+QUADRATURE_NODES = 16
+
+
+@dataclass
+class WindowLaw:
+    """Quadrature of each link's gain law over time.
+
+    Attributes
+    ----------
+    gains : ndarray, shape (n, M)
+        Small-scale power gains of the nodes (dimensionless, unit mean power).
+    probs : ndarray, shape (n, M)
+        Probability of each node within its segment.
+    start_s, end_s : ndarray, shape (n, M)
+        Absolute simulated times bounding each node's segment, seconds (``-inf`` and
+        ``inf`` allowed).
+    """
+
+    gains: np.ndarray
+    probs: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.gains.shape[0]
+
+    def weights_s(self, t0_s: np.ndarray, t1_s: np.ndarray) -> np.ndarray:
+        """``prob_m * |[t0, t1] & [start_m, end_m)|`` per node, seconds.
+
+        Parameters
+        ----------
+        t0_s, t1_s : ndarray, shape (n,) or (n, K)
+            Window bounds per link (and per extra axis K).
+
+        Returns
+        -------
+        ndarray, shape (n, M) or (n, K, M)
+        """
+        t0 = np.asarray(t0_s, dtype=float)[..., None]
+        t1 = np.asarray(t1_s, dtype=float)[..., None]
+        extra = (slice(None),) + (None,) * (t0.ndim - 2) + (slice(None),)
+        lo = np.maximum(t0, self.start_s[extra])
+        hi = np.minimum(t1, self.end_s[extra])
+        return self.probs[extra] * np.maximum(hi - lo, 0.0)
+
+    def shifted(self, dt_s: float) -> WindowLaw:
+        """The same law with times measured from ``dt_s`` (``t - dt_s``)."""
+        return WindowLaw(self.gains, self.probs, self.start_s - dt_s, self.end_s - dt_s)
+
+    def take(self, links: np.ndarray) -> WindowLaw:
+        """The law of the given links only."""
+        return WindowLaw(self.gains[links], self.probs[links], self.start_s[links],
+                         self.end_s[links])
+
+    # ------------------------------------------------------------------ constructors
+
+    @staticmethod
+    def known(gain: np.ndarray) -> WindowLaw:
+        """The gain holds for ever (time-invariant channel, or the planner trusts it)."""
+        g = np.asarray(gain, dtype=float)[:, None]
+        return WindowLaw(g, np.ones_like(g), np.full_like(g, -np.inf), np.full_like(g, np.inf))
+
+    @staticmethod
+    def stationary(n: int, gains: np.ndarray, probs: np.ndarray, from_s: float) -> WindowLaw:
+        """The stationary law from ``from_s`` on; ``gains, probs`` of shape (n or 1, Q)."""
+        g = np.broadcast_to(gains, (n, gains.shape[-1])).astype(float)
+        p = np.broadcast_to(probs, g.shape).astype(float)
+        return WindowLaw(g, p, np.full_like(g, from_s), np.full_like(g, np.inf))
+
+    @staticmethod
+    def concat(parts: list[WindowLaw]) -> WindowLaw:
+        """The nodes of several laws side by side (their segments must not overlap)."""
+        return WindowLaw(*(np.concatenate([getattr(p, f) for p in parts], axis=1)
+                           for f in ("gains", "probs", "start_s", "end_s")))
+
+    @staticmethod
+    def block(gain: np.ndarray, known_until_s: np.ndarray, gains: np.ndarray,
+              probs: np.ndarray) -> WindowLaw:
+        """The known gain until ``known_until_s``, then i.i.d. draws of the stationary law."""
+        g = np.asarray(gain, dtype=float)
+        until = np.broadcast_to(np.asarray(known_until_s, dtype=float), g.shape)
+        now = WindowLaw(g[:, None], np.ones((len(g), 1)), np.full((len(g), 1), -np.inf),
+                        until[:, None].copy())
+        rest = WindowLaw.stationary(len(g), gains, probs, 0.0)
+        rest.start_s = np.broadcast_to(until[:, None], rest.gains.shape).copy()
+        return WindowLaw.concat([now, rest])
+
+
+def equal_probability_nodes(samples: np.ndarray, q: int = QUADRATURE_NODES
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Quadrature of an empirical law: means of ``q`` equal-probability bins.
+
+    Parameters
+    ----------
+    samples : ndarray, shape (..., S)
+        Draws of the gain along the last axis (S >= q).
+
+    Returns
+    -------
+    gains : ndarray, shape (..., q)
+        The mean of each bin of sorted samples (bin j holds quantiles j/q..(j+1)/q).
+    probs : ndarray, shape (..., q)
+        Each bin's share of the samples.
+    """
+    s = np.sort(np.asarray(samples, dtype=float), axis=-1)
+    edges = np.linspace(0, s.shape[-1], q + 1).round().astype(int)
+    sums = np.add.reduceat(s, edges[:-1], axis=-1)
+    counts = np.diff(edges).astype(float)
+    return sums / counts, np.broadcast_to(counts / counts.sum(), sums.shape).copy()
+
+
+def exponential_nodes(q: int = QUADRATURE_NODES) -> tuple[np.ndarray, np.ndarray]:
+    """Exact equal-probability bin means of the unit-mean exponential law (Rayleigh).
+
+    Bin j covers ``[x_j, x_{j+1})`` with ``x_j = -ln(1 - j / q)``; its conditional mean
+    is ``q * ((x_j + 1) e^{-x_j} - (x_{j+1} + 1) e^{-x_{j+1}})``.
+    """
+    u = np.arange(q + 1) / q
+    with np.errstate(divide="ignore"):
+        x = -np.log1p(-u)
+    tail = np.where(np.isfinite(x), (x + 1) * np.exp(-np.where(np.isfinite(x), x, 0.0)), 0.0)
+    return q * (tail[:-1] - tail[1:]), np.full(q, 1.0 / q)
