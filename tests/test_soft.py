@@ -118,7 +118,9 @@ def test_reported_error_is_the_error_the_fedit_aggregate_suffers(seed):
               for n, t in glob.items()}
         clients.append(ClientUpdate(k, 10 + 5 * k, st, 0.0, r))
     soft = SOFT(SoftParams(lambda_orth=0.0))
-    prod = (lambda st: st[B_N] @ st[A_N])
+    def prod(st):
+        return st[B_N] @ st[A_N]
+
     for m in range(r + 1):
         u = clients[0]
         eps = soft.error_profile(u, glob)

@@ -212,7 +212,9 @@ def truncation_errors(state: State, ref: State, chosen: dict[str, torch.Tensor],
             as_ = torch.cat([state[a][:rank].double(), ref[a][:rank].double()], dim=0)
             _, s, _ = product_svd(bs, as_)
             svd.append(math.sqrt(float((s[m:] ** 2).sum()) / max(float((s**2).sum()), 1e-300)))
-    mean = (lambda v: float(np.mean(v)) if v else 0.0)
+    def mean(v: list[float]) -> float:
+        return float(np.mean(v)) if v else 0.0
+
     return {"trunc_err": mean(errs),
             "subset_oracle_err": mean(best) if rank <= 16 else float("nan"),
             "svd_trunc_err": mean(svd)}

@@ -23,6 +23,7 @@ With a law of one node that holds for ever (instantaneous CSI) D is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,16 +193,31 @@ class UplinkModel:
             return float("inf"), b_eq
         lo = float(np.max(np.where(live, self.finish_s(np.full(n, big_b), s, a), a)))
         best = b_eq
-        if hi - lo > 1e-12 * hi:
-            for _ in range(iters):
+        # h(tau) = sum_k need_k(tau) - B falls with tau: Illinois steps (regula falsi
+        # that halves a stuck end's value), bisection while an end is infinite
+        h_lo, h_hi = math.inf, -big_b
+        side = 0
+        for _ in range(iters):
+            if hi - lo <= 1e-10 * hi:
+                break
+            if np.isfinite(h_lo) and h_lo > h_hi:
+                mid = hi - h_hi * (hi - lo) / (h_hi - h_lo)
+                if not lo < mid < hi:
+                    mid = 0.5 * (lo + hi)
+            else:
                 mid = 0.5 * (lo + hi)
-                need = self.needed_bandwidth(s, a, mid, big_b)
-                if np.sum(need) <= big_b:
-                    hi, best = mid, need
-                else:
-                    lo = mid
-                if hi - lo <= 1e-10 * hi:
-                    break
+            need = self.needed_bandwidth(s, a, mid, big_b)
+            h = float(np.sum(need)) - big_b
+            if h <= 0:
+                hi, h_hi, best = mid, h, need
+                if side == 1:
+                    h_lo *= 0.5
+                side = 1
+            else:
+                lo, h_lo = mid, h
+                if side == -1:
+                    h_hi *= 0.5
+                side = -1
         b = best + np.where(live, (big_b - best.sum()) / max(live.sum(), 1), 0.0)
         b *= min(1.0, big_b / b.sum()) if b.sum() > 0 else 1.0
         return float(np.max(self.finish_s(b, s, a))), b

@@ -357,10 +357,15 @@ class TSFA(Controller):
         return self._problems[key]
 
     def per_tau_fast(self, ctx: RoundContext, tau: float, cost: np.ndarray,
-                     bits: np.ndarray) -> np.ndarray | None:
-        """Ranks minimising the error at deadline tau (``fast`` solver); None: infeasible."""
+                     bits: np.ndarray, tables: dict | None = None) -> np.ndarray | None:
+        """Ranks minimising the error at deadline tau (``fast`` solver); None: infeasible.
+
+        ``tables`` collects the needed-bandwidth table of each tau (n, R + 1).
+        """
         need = np.zeros(bits.shape)
         need[:, 1:] = ctx.plan.needed_bandwidth(bits[:, 1:], ctx.start_s, tau, ctx.bandwidth_hz)
+        if tables is not None:
+            tables[tau] = need
         out = choose_ranks_exact(cost, need, ctx.bandwidth_hz)
         return None if out is None else out[0]
 
@@ -411,6 +416,7 @@ class TSFA(Controller):
         solves = 0
         cache: dict[float, float] = {}
         found: dict[bytes, tuple[float, np.ndarray]] = {}
+        tables: dict[float, np.ndarray] = {}
 
         def consider(m: np.ndarray, bound: float) -> None:
             nonlocal best
@@ -426,7 +432,7 @@ class TSFA(Controller):
                 return cache[tau]
             solves += 1
             m = (self.per_tau_cvxpy(ctx, tau, prob, s0, s1) if use_cvxpy
-                 else self.per_tau_fast(ctx, tau, cost, bits))
+                 else self.per_tau_fast(ctx, tau, cost, bits, tables))
             if m is None:
                 cache[tau] = math.inf
                 return math.inf
@@ -455,6 +461,7 @@ class TSFA(Controller):
         # the endpoints and every distinct per-tau choice, scored by the true objective
         # (a choice made at tau may finish well before tau), the best settled at its tau*
         candidates = [full, ones] + [m_ for _, m_ in found.values()]
+        candidates = self.shortlist(ctx, candidates, cost, tables, tau_lo, tau_hi)
         scored = [(self.objective(ctx, m_, cost)[0], i) for i, m_ in enumerate(candidates)]
         j_best, i_best = min(scored)
         m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy)
@@ -466,6 +473,37 @@ class TSFA(Controller):
         if self.params.schedule:
             self._update_participation(ctx, m)
         return self._result(ctx, m, b, t0, solves, fallback)
+
+    def shortlist(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
+                  tables: dict[float, np.ndarray], tau_lo: float, tau_hi: float
+                  ) -> list[np.ndarray]:
+        """The candidates that may be best, from brackets of their min-max latency.
+
+        A candidate fits by each tau whose needed-bandwidth table sums to at most B
+        for its ranks, so its ``tau*`` lies between the largest evaluated tau at which
+        it does not fit and the smallest at which it does. Only candidates whose lower
+        bound ``cost + Q tau_below`` is at most the best upper bound ``cost + Q tau_above``
+        need an exact evaluation.
+        """
+        if len(candidates) <= 2 or not tables or not (np.isfinite(tau_lo)
+                                                      and np.isfinite(tau_hi)):
+            return candidates
+        taus = np.array(sorted(tables))
+        m = np.array(candidates)
+        n = m.shape[1]
+        rows = np.arange(n)[None, :]
+        fits = np.stack([tables[t][rows, m].sum(axis=1) <= ctx.bandwidth_hz for t in taus],
+                        axis=1)  # (C, T)
+        err = cost[rows, m].sum(axis=1)
+        # every candidate fits by tau_hi (full rank does); no latency is below min start
+        ext = np.concatenate([[float(np.min(ctx.start_s))], taus, [tau_hi * (1 + 1e-9)]])
+        fits = np.concatenate([np.zeros((len(m), 1), bool), fits, np.ones((len(m), 1), bool)],
+                              axis=1)
+        first = np.argmax(fits, axis=1)
+        upper = err + ctx.queue * ext[first]
+        lower = err + ctx.queue * ext[np.maximum(first - 1, 0)]
+        keep = lower <= upper.min() * (1 + 1e-12) + 1e-300
+        return [c for c, k in zip(candidates, keep, strict=True) if k]
 
     def settle(self, ctx: RoundContext, m: np.ndarray, cost: np.ndarray, bits: np.ndarray,
                use_cvxpy: bool) -> np.ndarray:
