@@ -37,7 +37,7 @@ def realised_law(cell: SyntheticCell, start_s: float, horizon_s: float) -> Windo
     blocks = int(min(max(np.ceil(horizon_s / tc) + 2, 8), 4096))
     j0 = int(np.floor(start_s / tc))
     edges = (j0 + np.arange(blocks + 1)) * tc
-    g = ch.gains((edges[:-1] + 0.5 * tc))  # (n, blocks)
+    g = ch.gains(edges[:-1] + 0.5 * tc)  # (n, blocks)
     n = cell.n
     start = np.broadcast_to(edges[:-1], (n, blocks)).copy()
     start[:, 0] = -np.inf

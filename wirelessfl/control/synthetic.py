@@ -124,7 +124,7 @@ def realised_finish_s(channel, c_hz: np.ndarray, b_hz: np.ndarray, bits: np.ndar
         if not live.any():
             break
         blocks = j[:, None] + np.arange(chunk)[None, :]  # (n, chunk)
-        g = channel.gains(((blocks.ravel() + 0.5) * tc))  # (links, n * chunk)
+        g = channel.gains((blocks.ravel() + 0.5) * tc)  # (links, n * chunk)
         g = g[links[:, None], np.arange(n * chunk).reshape(n, chunk)]
         rate = b_hz[:, None] * np.log2(1 + c_hz[:, None] * g / np.maximum(b_hz, 1e-300)[:, None])
         ends = (blocks + 1) * tc
