@@ -98,3 +98,32 @@ def test_regret_script_writes_its_table(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert bad.stderr.startswith("error: --clients")
+
+
+def test_scheduling_holds_each_clients_participation():
+    """A weak client that the latency objective would drop every round is still sent
+    in at least its minimum share of rounds (its participation queue)."""
+    from wirelessfl.control.tsfa import TSFAScheduled
+
+    c = cell(7)
+    c.c_mean[0] *= 1e-3  # 30 dB weaker than planned for
+    eq = run_rounds(CONTROLLERS.get("equal")(), cell(7), 60, None)["latency_s"].mean()
+    ctrl = TSFAScheduled(TSFAScheduled.Params(min_participation=0.5, v=0.05,
+                                              polish_max_clients=0))
+    sent = []
+    q = 0.0
+    from wirelessfl.control.base import LatencyQueue
+
+    queue = LatencyQueue(0.3 * eq)
+    for t in range(120):
+        ctx = c.context(t, queue.value, 0.3 * eq)
+        a = ctrl.online(ctx)
+        sent.append(a.keep_ranks > 0)
+        bits = np.where(a.keep_ranks > 0, ctx.bits[np.arange(c.n), np.maximum(a.keep_ranks, 1)],
+                        0.0)
+        assert a.bandwidth_hz[a.keep_ranks == 0].sum() == 0.0
+        q = c.realised_latency_s(ctx, a.bandwidth_hz, bits)
+        queue.update(q)
+    share = np.mean(sent, axis=0)
+    assert share[0] < 1.0  # it was left out sometimes ...
+    assert np.all(share >= 0.5 - 0.05)  # ... but every client kept its share

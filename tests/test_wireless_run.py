@@ -229,3 +229,30 @@ def test_validate_skips_the_offline_pilot_unless_asked(tiny_raw, tmp_path, capsy
     p.write_text(yaml.safe_dump(tiny_raw))
     assert main(["validate", str(p)]) == 2  # the candidates are still checked
     assert "rank_candidates" in capsys.readouterr().err
+
+
+def test_an_unreachable_budget_warns_once_and_the_run_logs_its_fallback(tiny_raw, tmp_path,
+                                                                         capsys):
+    tiny_raw["method"] = {"aggregator": "fedit", "compressor": "soft", "controller": "tsfa"}
+    tiny_raw["controller"] = {"latency_budget_s": 1e-6}
+    metrics, _ = one_round(tiny_raw, tmp_path, "unreachable")
+    err = capsys.readouterr().err
+    assert err.count("warning: controller.latency_budget_s: ") == 1
+    events = [json.loads(x) for x in (tmp_path / "unreachable" / "events.jsonl").read_text()
+              .splitlines()]
+    assert events[0]["event"] == "warning"
+    assert any(e["event"] == "controller_fallback" and e["tsfa_budget_unreachable"] == 1.0
+               for e in events)
+    assert float(metrics[-1]["tsfa_keep_ratio"]) < 1.0
+
+
+def test_tsfa_sched_leaves_clients_out_and_the_round_goes_on(tiny_raw, tmp_path):
+    tiny_raw["rounds"] = 3
+    tiny_raw["method"] = {"aggregator": "fedit", "compressor": "soft", "controller": "tsfa_sched",
+                          "controller_options": {"v": 0.001, "min_participation": 0.3}}
+    tiny_raw["controller"] = {"latency_budget_s": 1e-3}
+    metrics, clients = one_round(tiny_raw, tmp_path, "sched")
+    out = [c for c in clients if c["drop_reason"] == "unscheduled"]
+    assert out, "a tiny budget and a small V must leave someone out"
+    assert all(float(c["bandwidth_hz"]) == 0.0 and c["received"] == "False" for c in out)
+    assert all(int(m["received"]) >= 1 for m in metrics)

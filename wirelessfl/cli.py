@@ -62,6 +62,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     elif sim.offline_rows:
         info["tsfa_offline_rank"] = sim.sc.model.lora.rank
     print(f"{args.scenario}: valid")
+    warning = sim.budget_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     width = max(len(k) for k in info)
     for k, v in info.items():
         text = f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -17,6 +17,7 @@ clock, so the same scenario and seed give the same metrics on the same machine.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,9 +151,11 @@ class Simulation:
     """
 
     offline_rows: list[dict[str, float]] | None = None
+    _round_events: list[dict[str, Any]]
 
     def __init__(self, scenario: Scenario) -> None:
         sc = self.sc = scenario
+        self._round_events = []
         build.check_learning(sc)
         self.profiles = build.device_profiles(sc)
         self.ranks = np.array(build.client_ranks(sc), dtype=int)
@@ -250,6 +253,40 @@ class Simulation:
             "median_client_distance_m": float(np.median(self.cell.distance_m)),
         }
 
+    def smallest_latency_s(self) -> float:
+        """A lower bound of the expected round latency whatever the controller decides.
+
+        Every client sends its least (one rank when the compressor sparsifies, else
+        everything), the planner's law is the channel's stationary one, and the
+        bandwidth is min-max over all clients (full participation) or, with partial
+        participation, the whole band for each client alone, of which the
+        ``n_selected``-th smallest counts. Seconds.
+        """
+        sc = self.sc
+        k = sc.clients.count
+        links = np.arange(k)
+        dl = self.cell.broadcast_time_s(self.broadcast_bits(self.initial_state), links, 0.0)
+        bits = self.bits_table[:, 1] if self.compressor.sparsifies else self.full_bits
+        model = UplinkModel(self.cell.uplink_c_hz(links),
+                            self.cell.channel.stationary_law(k, 0.0))
+        a = dl + self.compute_s
+        if self.n_selected == k:
+            return model.minmax(a, bits, sc.radio.uplink_bandwidth_hz)[0]
+        alone = model.finish_s(np.full(k, sc.radio.uplink_bandwidth_hz), bits, a)
+        return float(np.sort(alone)[self.n_selected - 1])
+
+    def budget_warning(self) -> str | None:
+        """One line when the latency budget is below :meth:`smallest_latency_s`, else None."""
+        budget = self.sc.controller.latency_budget_s
+        if budget is None or not self.controller.needs_budget:
+            return None
+        low = self.smallest_latency_s()
+        if budget >= low:
+            return None
+        return (f"controller.latency_budget_s: {budget:.4g} s is below the smallest expected "
+                f"round latency ({low:.4g} s, every client sending the least it can); the run "
+                "goes on, the queue grows and the controller sends the least every round")
+
     @property
     def n_selected(self) -> int:
         k = self.sc.clients.count
@@ -268,6 +305,10 @@ class Simulation:
         sc = self.sc
         wall0 = time.perf_counter()
         writer.write_config(sc.to_yaml())
+        warning = self.budget_warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+            writer.event({"round": -1, "event": "warning", "message": warning})
         if self.offline_rows:
             writer.append_rows("tsfa_offline", self.offline_rows)
         state: State = {n: t.clone() for n, t in self.initial_state.items()}
@@ -374,6 +415,10 @@ class Simulation:
                            uplink=uplink)
         alloc = self.controller.online(ctx)
         timings = {k: alloc.info.pop(k) for k in list(alloc.info) if k.endswith("_wall_s")}
+        if alloc.info.get("tsfa_fallback") or alloc.info.get("tsfa_budget_unreachable"):
+            self._round_events.append({"round": t, "event": "controller_fallback",
+                                       **{k: v for k, v in alloc.info.items()
+                                          if k.startswith("tsfa_")}})
         keep = alloc.keep_ranks
         sends = np.ones(len(sel), dtype=bool) if keep is None else np.asarray(keep) > 0
         packets = [
@@ -404,6 +449,9 @@ class Simulation:
     def _write_round(self, writer: ResultsWriter, t: int, row: dict[str, Any],
                      r: PlayedRound) -> None:
         """Append the round's metrics row, client rows and events to the results folder."""
+        for ev in self._round_events:
+            writer.event(ev)
+        self._round_events.clear()
         writer.append_rows("metrics", [row])
         writer.append_rows("clients", self._client_rows(t, r.plan, r.updates, r.packets, r.ctx,
                                                         r.alloc, r.outcome, r.energy))

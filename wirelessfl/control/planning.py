@@ -35,10 +35,13 @@ LN2 = float(np.log(2.0))
 
 def node_rates(b_hz: np.ndarray, cg_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``b log2(1 + x / b)`` and its derivative in b, elementwise (b >= 0, x >= 0)."""
-    b = np.minimum(np.maximum(b_hz, 1e-300), 1e300)
-    u = cg_hz / b
-    lg = np.log1p(u) / LN2
-    return b * lg, lg - u / ((1.0 + u) * LN2)
+    b_in = np.asarray(b_hz, dtype=float)
+    b = np.minimum(np.maximum(b_in, 1e-300), 1e300)
+    with np.errstate(over="ignore", divide="ignore"):
+        u = cg_hz / b
+        lg = np.log1p(u) / LN2
+        rate = np.where(b_in > 0, b * np.minimum(lg, 1e300), 0.0)
+        return rate, lg - (1.0 - 1.0 / (1.0 + u)) / LN2
 
 
 @dataclass

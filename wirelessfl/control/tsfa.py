@@ -469,6 +469,8 @@ class TSFA(Controller):
             m, fallback = full.copy(), 1
         elif n <= self.params.polish_max_clients:
             m = self.settle(ctx, self.polish(ctx, m, cost), cost, bits, use_cvxpy)
+        if not np.any(m > 0):
+            m = self.best_single_sender(ctx, cost)
         _, _, b = self.objective(ctx, m, cost)
         if self.params.schedule:
             self._update_participation(ctx, m)
@@ -504,6 +506,21 @@ class TSFA(Controller):
         lower = err + ctx.queue * ext[np.maximum(first - 1, 0)]
         keep = lower <= upper.min() * (1 + 1e-12) + 1e-300
         return [c for c, k in zip(candidates, keep, strict=True) if k]
+
+    def best_single_sender(self, ctx: RoundContext, cost: np.ndarray) -> np.ndarray:
+        """The best vector with exactly one client sending (a round must aggregate one)."""
+        n = cost.shape[0]
+        best, best_j = None, math.inf
+        for k in range(n):
+            for r in np.flatnonzero(np.isfinite(cost[k])):
+                if r == 0:
+                    continue
+                m = np.zeros(n, dtype=int)
+                m[k] = r
+                j = self.objective(ctx, m, cost)[0]
+                if j < best_j:
+                    best, best_j = m, j
+        return best if best is not None else np.asarray(ctx.ranks, dtype=int).copy()
 
     def settle(self, ctx: RoundContext, m: np.ndarray, cost: np.ndarray, bits: np.ndarray,
                use_cvxpy: bool) -> np.ndarray:
@@ -563,6 +580,11 @@ class TSFA(Controller):
             "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks))),
             "solve_wall_s": time.perf_counter() - t0,
         }
+        if ctx.latency_budget_s is not None and ctx.bits is not None:
+            # even one rank each, min-max bandwidth, misses the budget: the least is sent
+            least = ctx.plan.minmax(ctx.start_s, bits_at(ctx, np.ones(len(m), dtype=int)),
+                                    ctx.bandwidth_hz)[0] if ctx.queue > 0 else 0.0
+            info["tsfa_budget_unreachable"] = float(least > ctx.latency_budget_s)
         if self.params.schedule:
             info["tsfa_scheduled"] = float(sent.sum())
             info["tsfa_participation_queue_max"] = max(self.participation.values(), default=0.0)
