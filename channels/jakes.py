@@ -97,8 +97,8 @@ class JakesRayleigh(Channel):
         At lag s, ``h(s) | h(0) ~ CN(rho h(0), 1 - rho^2)`` with ``rho = J0(2 pi f_d s)``,
         so ``g(s) = |rho sqrt(g0) + sqrt(1 - rho^2) w|^2``, ``w ~ CN(0, 1)`` (the phase
         of h(0) does not matter). The law is tabulated at the midpoint lag of segments
-        of ``0.2 / f_d`` up to ``3 / f_d`` (8 equal-probability nodes each, from a fixed
-        set of 512 draws of w), then the stationary Rayleigh law.
+        of ``0.2 / f_d`` up to ``3 / f_d`` (8 equal-probability nodes each, from a
+        512-point product rule for w), then the stationary Rayleigh law.
         """
         g0 = np.asarray(gain, dtype=float)
         n = len(g0)
@@ -109,10 +109,14 @@ class JakesRayleigh(Channel):
             return self.stationary_law(n, from_s)
         lo, hi = edges[:-1], edges[1:]
         rho = j0(2 * np.pi * self.f_d * (0.5 * (lo + hi) - known_at_s))  # (J,)
-        w = np.random.default_rng(7).standard_normal((2, 512)) * np.sqrt(0.5)
+        # w ~ CN(0, 1) by a product rule: 32 exact exponential bin means of |w|^2 times
+        # 16 equally spaced phases (exact mean power, zero mean)
+        power, _ = exponential_nodes(32)
+        phase = 2 * np.pi * (np.arange(16) + 0.5) / 16
+        w = (np.sqrt(power)[:, None] * np.exp(1j * phase)[None, :]).ravel()  # (512,)
         mean = rho[None, :, None] * np.sqrt(g0)[:, None, None]  # (n, J, 1)
         sd = np.sqrt(1 - rho**2)[None, :, None]
-        draws = (mean + sd * w[0]) ** 2 + (sd * w[1]) ** 2  # (n, J, 512)
+        draws = np.abs(mean + sd * w[None, None, :]) ** 2  # (n, J, 512)
         gains, probs = equal_probability_nodes(draws, LAW_NODES)  # (n, J, Q)
         start = np.broadcast_to(np.maximum(lo, from_s)[None, :, None], gains.shape)
         end = np.broadcast_to(hi[None, :, None], gains.shape)

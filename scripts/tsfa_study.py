@@ -9,8 +9,10 @@ differences come from the decisions alone), per channel and seed: ``equal`` and
 budget (50 %, 70 %, 90 % of equal's mean round latency for that channel and seed)
 ``greedy`` (the budget as a per-round deadline) and ``tsfa``. Channels: fast block
 Rayleigh (10 ms blocks), block Rician K = 5 (10 ms) and slow Jakes (f_d = 2 Hz,
-coherence 0.21 s). Writes ``study.csv`` (one row per run) and ``study.md`` (mean and
-95 % t-interval over seeds) to ``--out``; finished runs are reused.
+coherence 0.21 s). Each run uses one torch thread (two runs at a time on two
+cores would otherwise spin-wait on each other). Writes ``study.csv`` (one row per
+run) and ``study.md`` (mean and 95 % t-interval over seeds) to ``--out``; finished
+runs are reused.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def run(out: Path, rounds: int, seed: int, fading: str, controller: str,
                "--overwrite", "--out", str(out), "--set", f"rounds={rounds}",
                "--set", f"seed={seed}", "--set", f"channel.fading={fading}",
                "--set", "method.compressor=soft", "--set", f"method.controller={controller}",
-               "--set", "output.plots=false", "--set", "output.save_adapter=false", *extra]
+               "--set", "output.plots=false", "--set", "output.save_adapter=false",
+               "--set", "compute.torch_threads=1", *extra]
         if budget is not None:
             cmd += ["--set", f"controller.latency_budget_s={budget}"]
         subprocess.run(cmd, check=True, capture_output=True)

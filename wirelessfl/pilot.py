@@ -18,7 +18,7 @@ import torch
 
 from wirelessfl import seeding
 from wirelessfl.compression.ranks import importance, site_names
-from wirelessfl.control.bandwidth import minmax_allocation
+from wirelessfl.control.planning import UplinkModel
 from wirelessfl.control.tsfa import Candidate
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.aggregators.fedit import covariance_error
@@ -62,8 +62,9 @@ def rank_gap(state: State, r: int) -> float:
 def expected_latency(sim, bits: np.ndarray, downlink_s: float, n_rounds: int = 20) -> float:
     """Expected round latency of payloads ``bits`` under the channel statistics, seconds.
 
-    The bandwidth is the min-max allocation planned on the large-scale gains (the
-    statistics, not a realisation); the rounds are played by the discrete-event
+    The bandwidth is the min-max allocation planned on the channel's stationary law
+    (ergodic rates: the statistics, not a realisation); the rounds are played by the
+    discrete-event
     timeline on a fresh realisation of the fading model, so an upload averages over
     the coherence blocks it spans, as in the run.
     """
@@ -71,8 +72,9 @@ def expected_latency(sim, bits: np.ndarray, downlink_s: float, n_rounds: int = 2
 
     links = np.arange(len(bits))
     a_s = sim.compute_s + downlink_s
-    _, b = minmax_allocation(a_s, bits, sim.cell.uplink_c_hz(links),
-                             sim.sc.radio.uplink_bandwidth_hz)
+    plan = UplinkModel(sim.cell.uplink_c_hz(links),
+                       sim.cell.channel.stationary_law(len(links), 0.0))
+    _, b = plan.minmax(a_s, bits, sim.sc.radio.uplink_bandwidth_hz)
     return expected_round_latency_s(sim.cell, sim.compute_s, bits, downlink_s, n_rounds,
                                     seed=sim.sc.seed + 1, bandwidth_hz=b)
 

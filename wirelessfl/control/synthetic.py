@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from channels.law import WindowLaw
 from channels.rayleigh import BlockRayleigh, RayleighParams
 from wirelessfl.control.base import Controller, LatencyQueue, RoundContext
 from wirelessfl.control.planning import UplinkModel
@@ -50,6 +51,7 @@ class SyntheticCell:
     seed: int = 0
     coherence_time_s: float | None = None
     compute_range_s: tuple[float, float] = (0.2, 1.0)
+    csi: str = "auto"
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
@@ -72,7 +74,8 @@ class SyntheticCell:
             g = self.rng.standard_exponential(self.n)
         else:
             g = self.channel.gains(np.array([self.now_s]))[:, 0]
-            law = self.channel.window_law(g, self.now_s, self.now_s).shifted(self.now_s)
+            law = (WindowLaw.known(g) if self.csi == "instantaneous" else
+                   self.channel.window_law(g, self.now_s, self.now_s).shifted(self.now_s))
             uplink = UplinkModel(self.c_mean, law)
         decay = self.rng.uniform(0.5, 0.9, (self.n, 1))
         s = decay ** np.arange(self.rank)[None, :] * self.rng.uniform(0.8, 1.2,
