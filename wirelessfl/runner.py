@@ -123,7 +123,8 @@ class PlayedRound:
     """Everything one round produced: the new global state and what is logged about it.
 
     ``metrics`` merges the aggregator's, the compressors' (mean over clients) and the
-    controller's per-round numbers; ``timings`` the controller's wall-clock times (s).
+    controller's per-round numbers; ``timings`` the controller's wall-clock times (s);
+    ``events`` what goes to ``events.jsonl`` besides drops and the timeline.
     """
 
     state: State
@@ -139,6 +140,7 @@ class PlayedRound:
     energy: tuple[np.ndarray, np.ndarray]
     metrics: dict[str, float]
     timings: dict[str, float]
+    events: list[dict[str, Any]]
 
 
 class Simulation:
@@ -151,11 +153,9 @@ class Simulation:
     """
 
     offline_rows: list[dict[str, float]] | None = None
-    _round_events: list[dict[str, Any]]
 
     def __init__(self, scenario: Scenario) -> None:
         sc = self.sc = scenario
-        self._round_events = []
         build.check_learning(sc)
         self.profiles = build.device_profiles(sc)
         self.ranks = np.array(build.client_ranks(sc), dtype=int)
@@ -415,10 +415,10 @@ class Simulation:
                            uplink=uplink)
         alloc = self.controller.online(ctx)
         timings = {k: alloc.info.pop(k) for k in list(alloc.info) if k.endswith("_wall_s")}
+        events = []
         if alloc.info.get("tsfa_fallback") or alloc.info.get("tsfa_budget_unreachable"):
-            self._round_events.append({"round": t, "event": "controller_fallback",
-                                       **{k: v for k, v in alloc.info.items()
-                                          if k.startswith("tsfa_")}})
+            events.append({"round": t, "event": "controller_fallback",
+                           **{k: v for k, v in alloc.info.items() if k.startswith("tsfa_")}})
         keep = alloc.keep_ranks
         sends = np.ones(len(sel), dtype=bool) if keep is None else np.asarray(keep) > 0
         packets = [
@@ -444,14 +444,13 @@ class Simulation:
         metrics.update(alloc.info)
         return PlayedRound(state, ctx, alloc, updates, packets, plan, out, dl_bits, dl_s,
                            int(bits[out.received].sum()), self._energy_j(plan, out),
-                           metrics, timings)
+                           metrics, timings, events)
 
     def _write_round(self, writer: ResultsWriter, t: int, row: dict[str, Any],
                      r: PlayedRound) -> None:
         """Append the round's metrics row, client rows and events to the results folder."""
-        for ev in self._round_events:
+        for ev in r.events:
             writer.event(ev)
-        self._round_events.clear()
         writer.append_rows("metrics", [row])
         writer.append_rows("clients", self._client_rows(t, r.plan, r.updates, r.packets, r.ctx,
                                                         r.alloc, r.outcome, r.energy))

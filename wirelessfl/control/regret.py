@@ -142,6 +142,7 @@ def write(rows: list[RegretRow], table: list[dict], out: Path) -> None:
     for name in dict.fromkeys(r.controller for r in rows):
         reg = np.cumsum([r.regret for r in rows if r.controller == name])
         ax.plot(np.arange(1, len(reg) + 1), reg, label=name)
+    ax.set_yscale("symlog", linthresh=1e-3)  # the controllers differ by decades
     ax.set_xlabel("round")
     ax.set_ylabel("cumulative regret (objective units)")
     ax.legend(framealpha=0.8)

@@ -395,7 +395,7 @@ class TSFA(Controller):
         if ctx.eps is None or ctx.bits is None or ctx.queue <= 0 or n == 0:
             # nothing to trade (Q = 0: latency is free this round) -> full rank
             _, b = ctx.plan.minmax(ctx.start_s, bits_at(ctx, full), ctx.bandwidth_hz)
-            return self._result(ctx, full, b, t0, solves=0, fallback=0)
+            return self._result(ctx, full, b, t0, solves=0, fallback=0, least_s=0.0)
 
         big_r = int(ranks.max())
         cost = self.costs(ctx)
@@ -474,7 +474,7 @@ class TSFA(Controller):
         _, _, b = self.objective(ctx, m, cost)
         if self.params.schedule:
             self._update_participation(ctx, m)
-        return self._result(ctx, m, b, t0, solves, fallback)
+        return self._result(ctx, m, b, t0, solves, fallback, least_s=tau_lo)
 
     def shortlist(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
                   tables: dict[float, np.ndarray], tau_lo: float, tau_hi: float
@@ -569,7 +569,9 @@ class TSFA(Controller):
             self.participation[int(k)] = max(z + pi - float(mk > 0), 0.0)
 
     def _result(self, ctx: RoundContext, m: np.ndarray, b: np.ndarray, t0: float,
-                solves: int, fallback: int) -> Allocation:
+                solves: int, fallback: int, least_s: float) -> Allocation:
+        """The allocation and its per-round info; ``least_s`` is the min-max latency with
+        one rank each (0 when not computed)."""
         sent = m > 0
         bits = np.where(sent, bits_at(ctx, np.maximum(m, 1)), 0.0)
         planned = planned_latency_s(ctx, np.where(sent, b, 0.0), bits)
@@ -582,9 +584,7 @@ class TSFA(Controller):
         }
         if ctx.latency_budget_s is not None and ctx.bits is not None:
             # even one rank each, min-max bandwidth, misses the budget: the least is sent
-            least = ctx.plan.minmax(ctx.start_s, bits_at(ctx, np.ones(len(m), dtype=int)),
-                                    ctx.bandwidth_hz)[0] if ctx.queue > 0 else 0.0
-            info["tsfa_budget_unreachable"] = float(least > ctx.latency_budget_s)
+            info["tsfa_budget_unreachable"] = float(least_s > ctx.latency_budget_s)
         if self.params.schedule:
             info["tsfa_scheduled"] = float(sent.sum())
             info["tsfa_participation_queue_max"] = max(self.participation.values(), default=0.0)
