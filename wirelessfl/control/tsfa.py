@@ -74,6 +74,9 @@ class TSFAParams(BaseModel):
     refine: int = Field(8, ge=0, le=50, description="golden-section refinement steps")
     polish_max_clients: int = Field(64, ge=0, le=100_000,
                                     description="local search up to this many clients")
+    exact_max_clients: int = Field(
+        16, ge=0, le=100_000, description="exact per-tau knapsack up to this many clients "
+        "(above: Lagrangian relaxation and greedy fill)")
     solver: Literal["auto", "fast", "cvxpy"] = Field(
         "auto", description="per-tau solver: fast (numpy, exact per tau) or the cvxpy "
         "reference; auto = fast")
@@ -366,7 +369,9 @@ class TSFA(Controller):
         need[:, 1:] = ctx.plan.needed_bandwidth(bits[:, 1:], ctx.start_s, tau, ctx.bandwidth_hz)
         if tables is not None:
             tables[tau] = need
-        out = choose_ranks_exact(cost, need, ctx.bandwidth_hz)
+        solve = (choose_ranks_exact if len(cost) <= self.params.exact_max_clients
+                 else choose_ranks)
+        out = solve(cost, need, ctx.bandwidth_hz)
         return None if out is None else out[0]
 
     def per_tau_cvxpy(self, ctx: RoundContext, tau: float, prob: OnlineProblem,
