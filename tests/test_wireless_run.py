@@ -256,3 +256,18 @@ def test_tsfa_sched_leaves_clients_out_and_the_round_goes_on(tiny_raw, tmp_path)
     assert out, "a tiny budget and a small V must leave someone out"
     assert all(float(c["bandwidth_hz"]) == 0.0 and c["received"] == "False" for c in out)
     assert all(int(m["received"]) >= 1 for m in metrics)
+
+
+def test_a_metric_that_first_appears_later_is_kept(tmp_path):
+    from wirelessfl.results import ResultsWriter, read_csv
+
+    w = ResultsWriter(tmp_path / "run")
+    w.append_rows("metrics", [{"round": 0, "a": 1.0}])
+    w.append_rows("metrics", [{"round": 1, "a": 2.0, "late": 7.0}])
+    w.append_rows("clients", [{"client": 0}, {"client": 1, "soft": 0.5}])  # within one call
+    w.append_rows("metrics", [{"round": 2, "a": 3.0}])
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert [r["late"] for r in rows] == ["", "7.0", ""]
+    assert [r["a"] for r in rows] == ["1.0", "2.0", "3.0"]
+    assert read_csv(tmp_path / "run" / "clients.csv")[1]["soft"] == "0.5"
+    assert not list((tmp_path / "run").glob("*.tmp"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import platform
 import shutil
 from importlib.metadata import PackageNotFoundError, version
@@ -89,14 +90,24 @@ class ResultsWriter:
         (self.path / "config.yaml").write_text(yaml_text)
 
     def append_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
-        """Append rows to ``<table>.csv``; the first row fixes the columns."""
+        """Append rows to ``<table>.csv``; columns are the union of every row's keys.
+
+        A column that first appears in a later row is added to the header, and the
+        rows already written get an empty cell for it: the file is rewritten to a
+        temporary file and renamed over the old one, so a crash leaves either the
+        old table or the new one, never half of each.
+        """
         if not rows:
             return
         file = self.path / f"{table}.csv"
         header = self._headers.get(table)
         new = header is None
+        keys = list(dict.fromkeys(k for row in rows for k in row))
         if new:
-            header = self._headers[table] = list(rows[0])
+            header = self._headers[table] = keys
+        elif any(k not in header for k in keys):
+            header = self._headers[table] = header + [k for k in keys if k not in header]
+            self._rewrite(file, header)
         with file.open("a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=header, extrasaction="raise")
             if new:
@@ -104,6 +115,20 @@ class ResultsWriter:
             for row in rows:
                 w.writerow({k: _cell(row.get(k, float("nan"))) for k in header})
             fh.flush()
+
+    @staticmethod
+    def _rewrite(file: Path, header: list[str]) -> None:
+        """Rewrite ``file`` under a wider ``header`` (atomic: temp file + rename)."""
+        old = read_csv(file)
+        tmp = file.with_suffix(file.suffix + ".tmp")
+        with tmp.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=header)
+            w.writeheader()
+            for row in old:
+                w.writerow({k: row.get(k, "") for k in header})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, file)
 
     def event(self, record: dict[str, Any]) -> None:
         with (self.path / "events.jsonl").open("a") as fh:
