@@ -68,7 +68,7 @@ LN2 = math.log(2.0)
 
 class TSFAParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    v: float = Field(1.0, gt=0, le=1e12, allow_inf_nan=False,
+    v: float = Field(4.0, gt=0, le=1e12, allow_inf_nan=False,
                      description="Lyapunov weight V, in units of T_budget^2")
     grid: int = Field(24, ge=2, le=200, description="tau grid points of the scalar search")
     refine: int = Field(8, ge=0, le=50, description="golden-section refinement steps")
