@@ -41,13 +41,15 @@ def test_the_planner_is_unbiased_on_many_block_uploads():
 @pytest.mark.parametrize("share", [0.5, 0.7])
 def test_tsfa_holds_a_binding_budget_on_a_finite_moment_channel(share):
     """200 rounds of multi-block uploads: the running mean reaches the budget, Q(t)/t is
-    small. (2,000 rounds in the slow test below.)"""
+    small and Q stays bounded. (2,000 rounds in the slow test below.)"""
     rounds = 200
     eq = run_rounds(CONTROLLERS.get("equal")(), cell(), rounds, None)["latency_s"].mean()
     budget = share * eq
     out = run_rounds(TSFA(TSFAParams(polish_max_clients=0)), cell(), rounds, budget)
     assert abs(out["latency_s"].mean() / budget - 1) < 0.05
-    assert out["queue_s"][-1] / rounds < 0.01 * budget
+    # mean-rate stable: Q(T)/T small, and Q bounded (it settles at O(V), not growing)
+    assert out["queue_s"][-1] / rounds < 0.02 * budget
+    assert out["queue_s"][rounds // 2:].max() < 5 * budget
     assert out["keep_ratio"].mean() < 1.0
 
 
