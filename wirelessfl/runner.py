@@ -406,7 +406,8 @@ class Simulation:
         updates = [self._train(state, int(k), t) for k in sel]
         compute_s = self.compute_s[sel]
         fading = self.cell.estimated_fading(t_now)[sel]
-        uplink = UplinkModel(self.cell.uplink_c_hz(sel), self.cell.uplink_law(sel, t_now, fading))
+        c_large = self.cell.uplink_c_hz(sel)
+        uplink = UplinkModel(c_large, self.cell.uplink_law(sel, t_now, fading))
         ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
                            self.full_bits[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
                            sc.controller.latency_budget_s, queue_s,
@@ -429,9 +430,8 @@ class Simulation:
             for i, u in enumerate(updates)
         ]
         bits = np.array([p.payload_bits if p is not None else 0 for p in packets], dtype=float)
-        plan = RoundPlan(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz,
-                         self.cell.uplink_c_hz(sel), sc.sim.deadline_s, sc.sim.max_upload_s,
-                         scheduled=sends)
+        plan = RoundPlan(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz, c_large,
+                         sc.sim.deadline_s, sc.sim.max_upload_s, scheduled=sends)
         out = play_round(plan, self.cell.channel)
         received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
         metrics: dict[str, float] = {}
