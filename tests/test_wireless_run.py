@@ -271,3 +271,13 @@ def test_a_metric_that_first_appears_later_is_kept(tmp_path):
     assert [r["a"] for r in rows] == ["1.0", "2.0", "3.0"]
     assert read_csv(tmp_path / "run" / "clients.csv")[1]["soft"] == "0.5"
     assert not list((tmp_path / "run").glob("*.tmp"))
+
+
+def test_summary_json_is_strict_json_even_with_nan(tmp_path):
+    from wirelessfl.results import ResultsWriter
+
+    w = ResultsWriter(tmp_path / "run")
+    w.write_summary({"final_accuracy": float("nan"), "x": [1.0, float("inf")], "ok": 0.5})
+    text = (tmp_path / "run" / "summary.json").read_text()
+    back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert back == {"final_accuracy": None, "x": [1.0, None], "ok": 0.5}

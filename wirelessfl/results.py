@@ -54,6 +54,17 @@ def _cell(v: Any) -> Any:
     return v
 
 
+def _finite(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by None (recursively)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
 def check_output_dir(path: Path, overwrite: bool) -> None:
     """Refuse a folder that holds a run unless ``overwrite`` (nothing is touched)."""
     if path.exists() and not path.is_dir():
@@ -135,7 +146,9 @@ class ResultsWriter:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        (self.path / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        """``summary.json``, strict JSON: NaN and infinities are written as ``null``."""
+        text = json.dumps(_finite(summary), indent=2, sort_keys=True, allow_nan=False)
+        (self.path / "summary.json").write_text(text)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
