@@ -96,7 +96,7 @@ class HindsightProblem:
         return _needed(np.repeat(self.x[:, None, :], c, axis=1),
                        np.repeat(w[:, None, :], c, axis=1), self.bits, self.big_b)
 
-    def min_latency(self, m: np.ndarray, hi: float, lo: float | None = None) -> np.ndarray:
+    def min_latency(self, m: np.ndarray, hi: float) -> np.ndarray:
         """Exact min-max latency of each rank vector, shape (V,), by bisection on tau.
 
         Parameters
@@ -109,7 +109,7 @@ class HindsightProblem:
         rows = np.arange(n)[None, :]
         payload = self.bits[rows, m]  # (V, n)
         sends = payload > 0
-        lo_v = np.full(v, float(np.min(self.a)) if lo is None else lo)
+        lo_v = np.full(v, float(np.min(self.a)))
         hi_v = np.full(v, hi)
         x = np.broadcast_to(self.x[None], (v, n, self.x.shape[1]))
         for _ in range(200):

@@ -27,6 +27,7 @@ from channels.law import WindowLaw
 from wirelessfl.control.base import Controller, LatencyQueue
 from wirelessfl.control.hindsight import HindsightProblem
 from wirelessfl.control.synthetic import SyntheticCell
+from wirelessfl.control.tsfa import TSFAParams
 
 
 def realised_law(cell: SyntheticCell, start_s: float, horizon_s: float) -> WindowLaw:
@@ -65,8 +66,12 @@ class RegretRow:
 
 
 def play(name: str, controller: Controller, cell: SyntheticCell, rounds: int,
-         budget_s: float) -> list[RegretRow]:
-    """``rounds`` rounds of one controller with their hindsight optima."""
+         budget_s: float, v: float = TSFAParams().v) -> list[RegretRow]:
+    """``rounds`` rounds of one controller with their hindsight optima.
+
+    Every controller is scored with the same objective weight ``V = v T_budget^2``
+    (TSFA's default ``v`` unless given), whatever weight the controller itself uses.
+    """
     q = LatencyQueue(budget_s)
     rows = []
     for t in range(rounds):
@@ -74,9 +79,7 @@ def play(name: str, controller: Controller, cell: SyntheticCell, rounds: int,
         alloc = controller.online(ctx)
         n = cell.n
         m = np.asarray(ctx.ranks if alloc.keep_ranks is None else alloc.keep_ranks)
-        v = controller.weight_v(ctx) if hasattr(controller, "weight_v") else \
-            budget_s**2
-        cost = v * ctx.p[:, None] * ctx.eps
+        cost = v * budget_s**2 * ctx.p[:, None] * ctx.eps
         cols = np.arange(cost.shape[1])[None, :]
         cost = np.where((cols >= 1) & (cols <= ctx.ranks[:, None]), cost, np.inf)
         bits = ctx.bits.copy()

@@ -417,19 +417,10 @@ class TSFA(Controller):
             prob.r.value = ranks.astype(float)
             s0, s1 = linear_payload(ctx.bits, ranks)
 
-        best: tuple[float, np.ndarray] | None = None
         solves = 0
         cache: dict[float, float] = {}
-        found: dict[bytes, tuple[float, np.ndarray]] = {}
+        found: dict[bytes, np.ndarray] = {}  # every distinct per-tau choice
         tables: dict[float, np.ndarray] = {}
-
-        def consider(m: np.ndarray, bound: float) -> None:
-            nonlocal best
-            key = m.tobytes()
-            if key not in found or bound < found[key][0]:
-                found[key] = (bound, m.copy())
-            if best is None or bound < best[0]:
-                best = (bound, m.copy())
 
         def evaluate(tau: float) -> float:
             nonlocal solves
@@ -444,7 +435,7 @@ class TSFA(Controller):
             # m is feasible at tau, so tau bounds its own min-max latency
             j = float(cost[np.arange(n), m].sum()) + ctx.queue * tau
             cache[tau] = j
-            consider(m, j)
+            found.setdefault(m.tobytes(), m.copy())
             return j
 
         if np.isfinite(tau_lo) and np.isfinite(tau_hi):
@@ -462,10 +453,10 @@ class TSFA(Controller):
                     a_, x1 = x1, x2
                     x2 = a_ + GOLDEN * (b_ - a_)
 
-        fallback = int(best is None)
+        fallback = int(not found)
         # the endpoints and every distinct per-tau choice, scored by the true objective
         # (a choice made at tau may finish well before tau), the best settled at its tau*
-        candidates = [full, ones] + [m_ for _, m_ in found.values()]
+        candidates = [full, ones, *found.values()]
         candidates = self.shortlist(ctx, candidates, cost, tables, tau_lo, tau_hi)
         scored = [(self.objective(ctx, m_, cost)[0], i) for i, m_ in enumerate(candidates)]
         j_best, i_best = min(scored)
