@@ -18,118 +18,23 @@ External packages can add models without touching this repository through the
 entry-point group ``wirelessfl.channels`` (``name = "package.module:Class"``), and a
 scenario can name any importable class directly as ``"package.module:Class"``.
 
-Only numpy and pydantic are used here: nothing in ``channels/`` knows about torch or
-about federated learning.
+Only numpy, pydantic and the dependency-free :mod:`wirelessfl.registry` are used here:
+nothing in ``channels/`` knows about torch or about federated learning.
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
-from importlib.metadata import entry_points
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from channels.law import WindowLaw, equal_probability_nodes
+from wirelessfl.registry import NoParams, Registry, UnknownNameError
 
-T = TypeVar("T")
-
-ENTRY_POINT_GROUP = "wirelessfl.channels"
-
-
-class UnknownNameError(LookupError):
-    """A plug-in name that no registry entry, entry point or import path resolves.
-
-    Attributes
-    ----------
-    name : str
-        The name that was asked for.
-    available : list of str
-        The registered names, sorted.
-    """
-
-    def __init__(self, name: str, available: list[str], detail: str = "") -> None:
-        self.name = name
-        self.available = available
-        self.detail = detail
-        msg = f"unknown name {name!r}; available: {', '.join(available)}"
-        super().__init__(msg + (f" ({detail})" if detail else ""))
-
-
-class Registry(Generic[T]):
-    """A name -> class registry with a decorator, entry points and ``module:Class`` names.
-
-    Parameters
-    ----------
-    kind : str
-        What the registry holds, used in messages (``"channel"``, ``"aggregator"``).
-    entry_point_group : str, optional
-        Entry-point group that external packages use to add entries.
-    """
-
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
-        self.kind = kind
-        self.entry_point_group = entry_point_group
-        self._entries: dict[str, type[T]] = {}
-        self._entry_points_loaded = False
-
-    def register(self, name: str):
-        """Class decorator that registers ``cls`` under ``name`` and sets ``cls.name``."""
-
-        def deco(cls: type[T]) -> type[T]:
-            if name in self._entries and self._entries[name] is not cls:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            cls.name = name  # type: ignore[attr-defined]
-            self._entries[name] = cls
-            return cls
-
-        return deco
-
-    def _load_entry_points(self) -> None:
-        if self._entry_points_loaded or self.entry_point_group is None:
-            return
-        self._entry_points_loaded = True
-        for ep in entry_points(group=self.entry_point_group):
-            if ep.name not in self._entries:
-                self._entries[ep.name] = ep.load()
-
-    def names(self) -> list[str]:
-        """Registered names, sorted (entry points included)."""
-        self._load_entry_points()
-        return sorted(self._entries)
-
-    def get(self, name: str) -> type[T]:
-        """Return the class registered as ``name`` or importable as ``module:Class``.
-
-        Raises
-        ------
-        UnknownNameError
-            When nothing resolves ``name``.
-        """
-        if name in self._entries:
-            return self._entries[name]
-        self._load_entry_points()
-        if name in self._entries:
-            return self._entries[name]
-        if ":" in name:
-            module_name, _, attr = name.partition(":")
-            try:
-                return getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError) as exc:
-                raise UnknownNameError(name, self.names(), str(exc)) from None
-        raise UnknownNameError(name, self.names())
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries
-
-
-class NoParams(BaseModel):
-    """Parameters of a model that takes none."""
-
-    model_config = ConfigDict(extra="forbid")
-
+__all__ = ["CHANNELS", "Channel", "NoParams", "Registry", "UnknownNameError",
+           "register_channel"]
 
 class Channel(ABC):
     """Small-scale fading of ``n_links`` independent links, as a function of time.
@@ -251,5 +156,5 @@ class Channel(ABC):
         return np.floor(np.asarray(times_s) / self.coherence_time_s).astype(np.int64)
 
 
-CHANNELS: Registry[Channel] = Registry("channel", ENTRY_POINT_GROUP)
+CHANNELS: Registry[Channel] = Registry("channel", Channel)
 register_channel = CHANNELS.register

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from wirelessfl.learning.models import build_base, wrap_lora
+from wirelessfl.observers import ResultsObserver
 from wirelessfl.results import ResultsWriter, package_versions
 from wirelessfl.runner import Simulation, load_data, split_data
 from wirelessfl.scenario import parse_scenario
@@ -96,7 +97,7 @@ def bare_loop(sc) -> float:
 def wirelessfl_run(sc) -> float:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        Simulation(sc).run(ResultsWriter(Path(tmp) / "run"), progress=False)
+        Simulation(sc).run([ResultsObserver(ResultsWriter(Path(tmp) / "run"))])
     return time.perf_counter() - t0
 
 

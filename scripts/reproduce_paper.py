@@ -45,7 +45,7 @@ from wirelessfl.cli import guarded  # noqa: E402
 from wirelessfl.plotting import _colors, _save, band, finish  # noqa: E402
 from wirelessfl.results import read_csv  # noqa: E402
 from wirelessfl.scenario import load_scenario  # noqa: E402
-from wirelessfl.sweep import run_sweep  # noqa: E402
+from wirelessfl.sweeper import run_sweep  # noqa: E402
 
 SMOKE = ["model.name=tiny-bert", "model.max_length=12", "data.name=synthetic",
          "data.synthetic.num_samples=200", "data.synthetic.num_classes=3",

@@ -172,9 +172,10 @@ def run(tiny_raw, tmp_path, aggregator, **extra):
     raw["output"] = {"dir": str(tmp_path / aggregator), "plots": False}
     sc = parse_scenario(raw)
     sim = Simulation(sc)
+    from wirelessfl.observers import ResultsObserver
     from wirelessfl.results import ResultsWriter
 
-    summary = sim.run(ResultsWriter(sc.output_dir), progress=False)
+    summary = sim.run([ResultsObserver(ResultsWriter(sc.output_dir))])
     return sim, sc.output_dir, summary
 
 

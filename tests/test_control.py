@@ -220,7 +220,7 @@ def test_online_problem_is_dpp_and_reused():
 
 
 def test_offline_choice_minimises_the_surrogate_over_feasible_candidates():
-    from wirelessfl.control.tsfa import Candidate, offline_choice
+    from wirelessfl.control.tsfa_offline import Candidate, offline_choice
 
     def cand(r, gap, cov, lat_scale, err_scale):
         m = np.arange(r + 1)

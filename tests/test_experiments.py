@@ -11,7 +11,7 @@ import yaml
 
 from wirelessfl.analysis import find_runs, group_runs, mean_ci, summarize, time_to_target
 from wirelessfl.cli import main
-from wirelessfl.sweep import combinations, parse_grid, run_name, split_values
+from wirelessfl.sweeper import combinations, parse_grid, run_name, split_values
 
 
 def test_confidence_band_on_synthetic_numbers():

@@ -232,12 +232,14 @@ def test_validate_skips_the_offline_pilot_unless_asked(tiny_raw, tmp_path, capsy
 
 
 def test_an_unreachable_budget_warns_once_and_the_run_logs_its_fallback(tiny_raw, tmp_path,
-                                                                         capsys):
+                                                                         caplog):
     tiny_raw["method"] = {"aggregator": "fedit", "compressor": "soft", "controller": "tsfa"}
     tiny_raw["controller"] = {"latency_budget_s": 1e-6}
-    metrics, _ = one_round(tiny_raw, tmp_path, "unreachable")
-    err = capsys.readouterr().err
-    assert err.count("warning: controller.latency_budget_s: ") == 1
+    with caplog.at_level("WARNING", logger="wirelessfl"):
+        metrics, _ = one_round(tiny_raw, tmp_path, "unreachable")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum(m.startswith("controller.latency_budget_s: ") for m in warnings) == 1
+    assert any("controller fell back" in m for m in warnings)
     events = [json.loads(x) for x in (tmp_path / "unreachable" / "events.jsonl").read_text()
               .splitlines()]
     assert events[0]["event"] == "warning"

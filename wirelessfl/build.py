@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import ValidationError
 
 import channels  # noqa: F401  (registers the built-in channel models)
-from channels.base import CHANNELS, Registry, UnknownNameError
+from channels.base import CHANNELS
 from wirelessfl import seeding
 from wirelessfl.errors import PluginError, ScenarioError
 from wirelessfl.network import tr38901  # noqa: F401  (registers the 38.901 models)
@@ -21,6 +21,7 @@ from wirelessfl.network.cell import Cell
 from wirelessfl.network.compute import DEVICE_PROFILES, DeviceProfile
 from wirelessfl.network.pathloss import PATHLOSS
 from wirelessfl.network.placement import RandomWaypoint, place_clients
+from wirelessfl.registry import Registry, UnknownNameError
 from wirelessfl.scenario import Scenario, format_validation_error
 
 
@@ -138,21 +139,30 @@ def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
     )
 
 
-def check_learning(sc: Scenario) -> None:
-    """Model and data set names, and their optional packages."""
-    from wirelessfl.learning.data import DATASETS, bbc_folder
-    from wirelessfl.learning.models import MODELS, minilm_path
+def build_selector(sc: Scenario) -> Any:
+    """The client selector named in ``clients.selection``."""
+    from wirelessfl.selection import SELECTORS
 
-    if sc.model.name not in MODELS:
-        raise ScenarioError("model.name", f"unknown model {sc.model.name!r}; available: "
-                            f"{', '.join(MODELS)}")
-    if sc.data.name not in DATASETS:
-        raise ScenarioError("data.name", f"unknown data set {sc.data.name!r}; available: "
-                            f"{', '.join(DATASETS)}")
-    if sc.model.name == "minilm-l6" or sc.data.name != "synthetic":
-        minilm_path()  # the tokenizer ships with the MiniLM package
-    if sc.data.name == "bbc":
-        bbc_folder()
+    selector = resolve(SELECTORS, "clients.selection", sc.clients.selection,
+                       sc.clients.selection_options, "clients.selection_options")
+    if not selector.uses_fraction and sc.clients.fraction < 1:
+        raise ScenarioError("clients.selection", f"{sc.clients.selection!r} selects every "
+                            f"client; clients.fraction must be 1 (it is {sc.clients.fraction})")
+    return selector
+
+
+def check_learning(sc: Scenario) -> None:
+    """Model and data set plug-ins and their options (files, optional packages)."""
+    from wirelessfl.learning.data import DATASETS
+    from wirelessfl.learning.models import MODELS
+
+    resolve(MODELS, "model.name", sc.model.name, sc.model.options, "model.options")
+    try:
+        data_cls = DATASETS.get(sc.data.name)
+    except UnknownNameError:
+        data_cls = None
+    options = data_cls.options(sc.data) if data_cls is not None else {}
+    resolve(DATASETS, "data.name", sc.data.name, options, "data.options")
 
 
 def check(sc: Scenario) -> None:
@@ -161,6 +171,7 @@ def check(sc: Scenario) -> None:
     client_ranks(sc)
     build_cell(sc)
     build_methods(sc)
+    build_selector(sc)
     check_learning(sc)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -36,13 +37,44 @@ def _add_scenario_args(p: argparse.ArgumentParser) -> None:
                    help="override a scenario key, e.g. --set clients.count=20 (repeatable)")
 
 
+class _Format(logging.Formatter):
+    """``warning: message`` for warnings and errors, the bare message otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {msg}"
+        return msg
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    """Logger ``wirelessfl`` to stderr: WARNING by default, INFO with -v, DEBUG with -vv,
+    ERROR with --quiet."""
+    logger = logging.getLogger("wirelessfl")
+    for h in list(logger.handlers):
+        if getattr(h, "_wirelessfl_cli", False):
+            logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._wirelessfl_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(_Format())
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else max(logging.DEBUG,
+                                                    logging.WARNING - 10 * verbose))
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """A progress bar unless --quiet, or stderr is not a terminal."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from wirelessfl.runner import run_scenario
     from wirelessfl.scenario import load_scenario
 
     sc = load_scenario(args.scenario, args.overrides)
     out = Path(args.out) if args.out else None
-    path, summary = run_scenario(sc, overwrite=args.overwrite, progress=not args.quiet,
+    path, summary = run_scenario(sc, overwrite=args.overwrite, progress=_progress(args),
                                  out_dir=out)
     print(f"{sc.name}: final accuracy {summary['final_accuracy']:.4f} after "
           f"{summary['sim_time_s']:.2f} simulated s ({summary['wall_time_s']:.1f} s wall); "
@@ -56,11 +88,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     sc = load_scenario(args.scenario, args.overrides)
     sim = build_simulation(sc, offline=args.offline)
-    info = sim.plan_summary()
-    if sc.method.controller_options.get("rank_candidates") and not args.offline:
-        info["tsfa_offline_rank"] = "not chosen (--offline runs the pilot and shows it)"
-    elif sim.offline_rows:
-        info["tsfa_offline_rank"] = sim.sc.model.lora.rank
+    info = {**sim.plan_summary(), **sim.preparation.info}
     print(f"{args.scenario}: valid")
     warning = sim.budget_warning()
     if warning:
@@ -120,7 +148,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from wirelessfl.sweep import run_sweep
+    from wirelessfl.sweeper import run_sweep
 
     out, rows = run_sweep(args.scenario, args.grid, args.overrides, args.jobs,
                           Path(args.out) if args.out else None, progress=not args.quiet)
@@ -129,38 +157,113 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_channels(args: argparse.Namespace) -> int:
+def _plugin_lines(reg) -> list[str]:
+    """One line per plug-in of ``reg`` and one per parameter (``required`` when it has no
+    default)."""
+    lines = []
+    for name in reg.names():
+        try:
+            cls = reg.get(name)
+        except LookupError as err:  # a broken third-party entry point
+            lines.append(f"  {name:<14} (cannot be loaded: {err})")
+            continue
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        lines.append(f"  {name:<14} {doc}")
+        for field, info in cls.Params.model_fields.items():
+            default = "required" if info.is_required() else repr(info.get_default(
+                call_default_factory=True))
+            desc = f"  {info.description}" if info.description else ""
+            lines.append(f"      {field} = {default}{desc}")
+    return lines
+
+
+def plugin_registries() -> list[tuple[str, object]]:
+    """(title, registry) of every plug-in kind, built-ins registered."""
     import channels  # noqa: F401
     from channels.base import CHANNELS
+    from wirelessfl.compression import COMPRESSORS
+    from wirelessfl.control import CONTROLLERS
+    from wirelessfl.learning.aggregators import AGGREGATORS
+    from wirelessfl.learning.data import DATASETS
+    from wirelessfl.learning.models import MODELS
     from wirelessfl.network import tr38901  # noqa: F401
     from wirelessfl.network.pathloss import PATHLOSS
+    from wirelessfl.selection import SELECTORS
 
-    for title, reg in (("fading models (channel.fading.model)", CHANNELS),
-                       ("path-loss models (channel.pathloss.model)", PATHLOSS)):
+    return [("fading models (channel.fading.model)", CHANNELS),
+            ("path-loss models (channel.pathloss.model)", PATHLOSS),
+            ("aggregators (method.aggregator)", AGGREGATORS),
+            ("compressors (method.compressor)", COMPRESSORS),
+            ("controllers (method.controller)", CONTROLLERS),
+            ("client selectors (clients.selection)", SELECTORS),
+            ("models (model.name)", MODELS),
+            ("data sets (data.name)", DATASETS)]
+
+
+def cmd_channels(args: argparse.Namespace) -> int:
+    for title, reg in plugin_registries()[:2]:
         print(title)
-        for name in reg.names():
-            cls = reg.get(name)
-            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            print(f"  {name:<14} {doc}")
-            for field, info in cls.Params.model_fields.items():
-                desc = f"  {info.description}" if info.description else ""
-                print(f"      {field} = {info.default!r}{desc}")
+        print("\n".join(_plugin_lines(reg)))
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    for title, reg in plugin_registries():
+        print(title)
+        print("\n".join(_plugin_lines(reg)))
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from wirelessfl.api import example_scenarios
+    from wirelessfl.errors import OutputError
+
+    dest = Path(args.dir)
+    files = example_scenarios()
+    clash = [f.name for f in files if (dest / f.name).exists()]
+    if clash and not args.force:
+        raise OutputError("init", f"{dest / clash[0]} exists; pass --force to replace the "
+                          "example scenarios")
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (dest / f.name).write_text(f.read_text())
+    print(f"{len(files)} example scenarios in {dest}; try: wirelessfl run {dest / 'smoke.yaml'}")
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wirelessfl")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def make_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log each round (-v) and every drop (-vv) to stderr")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar, only errors on stderr")
     parser = argparse.ArgumentParser(
         prog="wirelessfl",
         description="Federated LoRA fine-tuning over simulated wireless edge networks.")
+    parser.add_argument("--version", action="version", version=f"wirelessfl {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_parser = sub.add_parser
+
+    def add(*a, **k):
+        return _add_parser(*a, parents=[common], **k)
+
+    sub.add_parser = add  # type: ignore[method-assign]
 
     p = sub.add_parser("run", help="run a scenario into its results folder")
     _add_scenario_args(p)
     p.add_argument("--out", help="results folder (default: the scenario's output.dir)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run's files in the results folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a scenario and print its sizes and latency")
@@ -191,16 +294,24 @@ def make_parser() -> argparse.ArgumentParser:
                    help="a key and its values (repeatable; the product is run)")
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     p.add_argument("--out", help="sweep folder (default: results/sweeps/<name>)")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("channels", help="list channel and path-loss models with parameters")
     p.set_defaults(func=cmd_channels)
+
+    p = sub.add_parser("plugins", help="list every plug-in (all kinds) with parameters")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("init", help="copy the example scenarios into a folder")
+    p.add_argument("dir", help="folder to create")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(func=cmd_init)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    setup_logging(args.verbose, args.quiet)
     try:
         return args.func(args) if args.debug else guarded(args.func, args)
     except KeyboardInterrupt:

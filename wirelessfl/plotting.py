@@ -16,21 +16,27 @@ import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from wirelessfl.analysis import Group, Run, find_runs, group_runs, mean_ci, stack
+from wirelessfl.results import read_csv
 
-from wirelessfl.analysis import Group, Run, find_runs, group_runs, mean_ci, stack  # noqa: E402
-from wirelessfl.results import read_csv  # noqa: E402
+
+def subplots(*grid: int, figsize: tuple[float, float]) -> tuple[Figure, object]:
+    """A new Figure and its axes, without pyplot: the process's backend is never touched
+    (inline plots in a notebook keep working) and nothing is left open."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid)
 
 PHASE_COLORS = {"downlink": "#9ecae1", "compute": "#fdae6b", "uplink": "#31a354",
                 "outage": "#de2d26"}
 
 
 def _colors(groups: list[Group]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     return {g.label: cmap(i % 10) for i, g in enumerate(sorted(groups, key=lambda g: g.label))}
 
 
@@ -39,7 +45,6 @@ def _save(fig, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
     return paths
 
 
@@ -89,7 +94,7 @@ def plot_accuracy(groups: list[Group], out: Path) -> list[Path]:
         ("accuracy_vs_uplink_bits", "cum_uplink_bits", f"cumulative uplink ({unit})", scale),
         ("accuracy_vs_round", "round", "round", 1.0),
     ):
-        fig, ax = plt.subplots(figsize=(5.0, 3.4))
+        fig, ax = subplots(figsize=(5.0, 3.4))
         for g in groups:
             x = np.nanmean(stack(g, key), axis=0) / div
             band(ax, x, stack(g, "accuracy"), colors[g.label], g.label)
@@ -101,7 +106,7 @@ def plot_accuracy(groups: list[Group], out: Path) -> list[Path]:
 def plot_latency(groups: list[Group], out: Path) -> list[Path]:
     """Round latency (solid), its running average (dashed) and the budget; the queue."""
     colors = _colors(groups)
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    fig, ax = subplots(figsize=(5.0, 3.4))
     budgets = set()
     for g in groups:
         lat = stack(g, "round_latency_s")
@@ -119,7 +124,7 @@ def plot_latency(groups: list[Group], out: Path) -> list[Path]:
     finish(ax, "round", "round latency (s); dashed: running average")
     paths = _save(fig, out, "latency_vs_budget")
 
-    fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    fig, ax = subplots(figsize=(5.0, 3.0))
     for g in groups:
         q = stack(g, "queue_s")
         band(ax, np.arange(q.shape[1]), q, colors[g.label], g.label)
@@ -142,7 +147,7 @@ def plot_allocations(groups: list[Group], out: Path) -> list[Path]:
     paths = []
     for g in groups:
         run = g.runs[0]
-        fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))
+        fig, axes = subplots(1, 2, figsize=(8.0, 3.2))
         for ax, key, title, scale in ((axes[0], "bandwidth_hz", "bandwidth (MHz)", 1e6),
                                       (axes[1], "keep_ranks", "ranks sent", 1.0)):
             m = _client_matrix(run, key) / scale
@@ -172,7 +177,7 @@ def plot_gantt(run: Run, out: Path, round_index: int | None = None) -> list[Path
     t = round_index if round_index is not None else sorted(timelines)[len(timelines) // 2]
     phases = timelines.get(t, [])
     clients = sorted({p["client"] for p in phases})
-    fig, ax = plt.subplots(figsize=(6.0, 0.35 * len(clients) + 1.2))
+    fig, ax = subplots(figsize=(6.0, 0.35 * len(clients) + 1.2))
     start = min((p["start_s"] for p in phases), default=0.0)
     for p in phases:
         y = clients.index(p["client"])
@@ -181,7 +186,7 @@ def plot_gantt(run: Run, out: Path, round_index: int | None = None) -> list[Path
     deadline = run.config.get("sim", {}).get("deadline_s")
     if deadline:
         ax.axvline(deadline, color="k", linestyle=":", linewidth=1, label="deadline")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in PHASE_COLORS.values()]
     ax.legend(handles, list(PHASE_COLORS), frameon=False, fontsize=7, ncol=4,
               loc="upper center", bbox_to_anchor=(0.5, -0.25))
     ax.set_yticks(range(len(clients)), [str(c) for c in clients])

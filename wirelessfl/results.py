@@ -1,6 +1,6 @@
 """The results folder: resolved config, per-round tables, events, summary, adapter.
 
-Layout (DESIGN.md section 6)::
+Layout (docs/architecture.md)::
 
     config.yaml     the resolved scenario
     metrics.csv     one row per round, appended and flushed as each round ends

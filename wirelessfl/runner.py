@@ -1,8 +1,10 @@
 """The one round loop: wires the network, learning, compression and control together.
 
 ``Simulation`` builds every component from a :class:`Scenario` (before anything is
-written), then :meth:`Simulation.run` plays the rounds of DESIGN.md section 2:
+written), then :meth:`Simulation.run` plays the rounds and reports each one to its
+observers (:mod:`wirelessfl.observers`: results folder, memory, progress, logging):
 
+0. the selector picks the round's clients,
 1. broadcast the global adapter (downlink time from its bits),
 2. the selected clients train locally (real PyTorch) -> compute time from FLOPs,
 3. the controller allocates bandwidth and kept ranks from the round-start CSI,
@@ -17,34 +19,42 @@ clock, so the same scenario and seed give the same metrics on the same machine.
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from wirelessfl import build, seeding
-from wirelessfl.control import Allocation, LatencyQueue, RoundContext
+from wirelessfl.control import Allocation, LatencyQueue, Preparation, RoundContext
 from wirelessfl.control.planning import UplinkModel
+from wirelessfl.errors import PluginError, ScenarioError
 from wirelessfl.learning.adapter import State, get_state, numels, set_state
 from wirelessfl.learning.client import LocalTrainer
 from wirelessfl.learning.data import (
+    DATASETS,
+    TextData,
     TokenData,
-    make_synthetic,
-    read_bbc,
+    cached_tokenize,
     stratified_split,
-    tokenize,
 )
 from wirelessfl.learning.flops import training_step_flops
 from wirelessfl.learning.lora import lora_sites, rank_grad_mask
-from wirelessfl.learning.models import build_base, load_tokenizer, wrap_lora
+from wirelessfl.learning.models import (
+    MODELS,
+    build_base,
+    linear_module_names,
+    missing_targets,
+    wrap_lora,
+)
 from wirelessfl.learning.partition import dirichlet_partition, iid_partition
-from wirelessfl.results import ResultsWriter, package_versions
+from wirelessfl.observers import Observer, RoundRecord, RunEnd, RunStart
+from wirelessfl.results import package_versions
 from wirelessfl.scenario import Scenario
+from wirelessfl.selection import SelectionView
 from wirelessfl.sim import RoundOutcome, RoundPlan, play_round
 
 
@@ -61,13 +71,35 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_data(sc: Scenario) -> TokenData:
-    """The scenario's data set, tokenised to ``model.max_length``."""
-    if sc.data.name == "synthetic":
-        s = sc.data.synthetic
-        return make_synthetic(s.num_samples, s.num_classes, s.vocab_size, s.signal_tokens,
-                              sc.model.max_length, seeding.rng(sc.seed, "data"))
-    texts, labels, names = read_bbc()
-    return tokenize(texts, labels, names, load_tokenizer(), sc.model.max_length)
+    """The scenario's data set, tokenised to ``model.max_length`` (cached on disk).
+
+    Raises
+    ------
+    PluginError
+        A data set that cannot be read (naming ``data.options``) or a model without
+        a tokenizer (naming ``model.options``).
+    """
+    cls = DATASETS.get(sc.data.name)
+    source = build.resolve(DATASETS, "data.name", sc.data.name, cls.options(sc.data),
+                           "data.options")
+    try:
+        out = source.load(seeding.rng(sc.seed, "data"), sc.model.max_length)
+    except ValueError as err:
+        raise PluginError("data.options", str(err)) from None
+    if isinstance(out, TextData):
+        model = build.resolve(MODELS, "model.name", sc.model.name, sc.model.options,
+                              "model.options")
+        try:
+            tokenizer = model.tokenizer()
+        except ValueError as err:
+            raise PluginError("model.options", str(err)) from None
+        out = cached_tokenize(out, tokenizer, sc.model.max_length,
+                              f"{source.fingerprint()}|{model.identity()}")
+    counts = np.bincount(out.labels.numpy())
+    if sum(int(round(sc.data.test_fraction * n)) for n in counts) < 1:
+        raise ScenarioError("data.test_fraction", f"{sc.data.test_fraction} of {len(out)} "
+                            "examples leaves the test set empty; raise it")
+    return out
 
 
 @dataclass
@@ -152,27 +184,33 @@ class Simulation:
         A validated scenario.
     """
 
-    offline_rows: list[dict[str, float]] | None = None
-
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, preparation: Preparation | None = None) -> None:
         sc = self.sc = scenario
+        self.preparation = preparation if preparation is not None else Preparation(sc)
         build.check_learning(sc)
         self.profiles = build.device_profiles(sc)
         self.ranks = np.array(build.client_ranks(sc), dtype=int)
         self.cell = build.build_cell(sc)
         self.aggregator, self.compressor, self.controller = build.build_methods(sc)
+        self.selector = build.build_selector(sc)
         self.device = resolve_device(sc.compute.device)
         if sc.compute.torch_threads:
             torch.set_num_threads(sc.compute.torch_threads)
 
         self.data = load_data(sc)
         self.shards = split_data(sc, self.data)
-        self.base_recipe = {"name": sc.model.name, "num_labels": self.data.num_labels,
+        self.base_recipe = {"name": sc.model.name, "options": sc.model.options,
+                            "num_labels": self.data.num_labels,
                             "vocab_size": self.data.vocab_size,
                             "max_length": sc.model.max_length, "pooling": sc.model.pooling,
                             "seed": seeding.int_seed(sc.seed, "torch_init", 0)}
         base = build_base(**self.base_recipe)
         lora = sc.model.lora
+        missing = missing_targets(base.encoder, lora.target_modules)
+        if missing:
+            raise ScenarioError("model.lora.target_modules",
+                                f"{sc.model.name} has no module {missing[0]!r}; its linear "
+                                f"modules: {', '.join(linear_module_names(base))}")
         self.alloc_rank = int(self.ranks.max())  # every client's tensors have this many ranks
         self.model = wrap_lora(base, self.alloc_rank, lora.alpha, lora.dropout,
                                lora.target_modules,
@@ -290,27 +328,42 @@ class Simulation:
     @property
     def n_selected(self) -> int:
         k = self.sc.clients.count
+        if not self.selector.uses_fraction:
+            return k
         return max(1, int(round(self.sc.clients.fraction * k)))
 
     # ------------------------------------------------------------------ the round loop
 
-    def select(self, rng: np.random.Generator) -> np.ndarray:
+    def select(self, t: int, t_now: float, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The round's clients (sorted) and every client's CSI fading estimate (K,)."""
         k = self.sc.clients.count
-        if self.n_selected == k:
-            return np.arange(k)
-        return np.sort(rng.choice(k, self.n_selected, replace=False))
+        csi: list[np.ndarray] = []
 
-    def run(self, writer: ResultsWriter, progress: bool = True) -> dict[str, Any]:
-        """Play every round, writing rows as they finish; return the summary."""
+        def fading() -> np.ndarray:
+            if not csi:
+                csi.append(self.cell.estimated_fading(t_now))
+            return csi[0]
+
+        view = SelectionView(t, k, self.n_selected, np.asarray(self.cell.gain_db, dtype=float),
+                             fading)
+        sel = np.asarray(self.selector.select(view, rng), dtype=int)
+        if (sel.ndim != 1 or len(sel) == 0 or len(np.unique(sel)) != len(sel)
+                or sel.min() < 0 or sel.max() >= k):
+            raise PluginError("clients.selection", f"selector {self.selector.name!r} returned "
+                              f"{sel.tolist()[:8]}: distinct client indices in [0, {k}) needed")
+        return np.sort(sel), fading()
+
+    def run(self, observers: Sequence[Observer] = ()) -> dict[str, Any]:
+        """Play every round, reporting each to ``observers``; return the summary."""
         sc = self.sc
         wall0 = time.perf_counter()
-        writer.write_config(sc.to_yaml())
+        start = RunStart(sc, dict(self.preparation.tables))
         warning = self.budget_warning()
         if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-            writer.event({"round": -1, "event": "warning", "message": warning})
-        if self.offline_rows:
-            writer.append_rows("tsfa_offline", self.offline_rows)
+            start.events.append({"round": -1, "event": "warning", "message": warning})
+        for o in observers:
+            o.on_start(start)
         state: State = {n: t.clone() for n, t in self.initial_state.items()}
         queue = LatencyQueue(sc.controller.latency_budget_s)
         sampling = seeding.rng(sc.seed, "sampling")
@@ -318,9 +371,7 @@ class Simulation:
         acc, loss = float("nan"), float("nan")
         best_acc = float("nan")
         wall: dict[str, float] = {}
-        bar = tqdm(range(sc.rounds), desc=sc.name, unit="round", disable=not progress,
-                   dynamic_ncols=True)
-        for t in bar:
+        for t in range(sc.rounds):
             r = self._play_round(t, state, t_now, queue.value, sampling)
             state = r.state
             latency = r.outcome.end_s - t_now
@@ -362,13 +413,14 @@ class Simulation:
                 **({"personal_accuracy": personal} if self.aggregator.personalized else {}),
                 **r.metrics,
             }
-            self._write_round(writer, t, row, r)
-            bar.set_postfix(sim_s=f"{t_now:.1f}", acc=f"{acc:.3f}")
-        bar.close()
+            record = RoundRecord(t, row, self._client_rows(t, r.plan, r.updates, r.packets,
+                                                           r.ctx, r.alloc, r.outcome,
+                                                           r.energy),
+                                 self._round_events(t, r))
+            for o in observers:
+                o.on_round(record)
 
         set_state(self.model, state)
-        if sc.output.save_adapter:
-            self.save_adapter(state, writer.path / "adapter")
         summary = {
             "name": sc.name,
             "seed": sc.seed,
@@ -391,7 +443,9 @@ class Simulation:
             **{f"mean_{k}": v / sc.rounds for k, v in wall.items()},
             "versions": package_versions(),
         }
-        writer.write_summary(summary)
+        end = RunEnd(summary, state, lambda path: self.save_adapter(state, path))
+        for o in observers:
+            o.on_end(end)
         return summary
 
     def _play_round(self, t: int, state: State, t_now: float, queue_s: float,
@@ -399,13 +453,13 @@ class Simulation:
         """One round from ``t_now``: select, broadcast, train, decide, compress, upload,
         aggregate. Logs nothing; the caller turns the result into rows."""
         sc = self.sc
-        sel = self.select(sampling)
         self.cell.move_to(t_now)
+        sel, fading_all = self.select(t, t_now, sampling)
         dl_bits = self.broadcast_bits(state)
         dl_s = self.cell.broadcast_time_s(dl_bits, sel, t_now)
         updates = [self._train(state, int(k), t) for k in sel]
         compute_s = self.compute_s[sel]
-        fading = self.cell.estimated_fading(t_now)[sel]
+        fading = fading_all[sel]
         c_large = self.cell.uplink_c_hz(sel)
         uplink = UplinkModel(c_large, self.cell.uplink_law(sel, t_now, fading))
         ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
@@ -446,21 +500,18 @@ class Simulation:
                            int(bits[out.received].sum()), self._energy_j(plan, out),
                            metrics, timings, events)
 
-    def _write_round(self, writer: ResultsWriter, t: int, row: dict[str, Any],
-                     r: PlayedRound) -> None:
-        """Append the round's metrics row, client rows and events to the results folder."""
-        for ev in r.events:
-            writer.event(ev)
-        writer.append_rows("metrics", [row])
-        writer.append_rows("clients", self._client_rows(t, r.plan, r.updates, r.packets, r.ctx,
-                                                        r.alloc, r.outcome, r.energy))
+    @staticmethod
+    def _round_events(t: int, r: PlayedRound) -> list[dict[str, Any]]:
+        """The round's ``events.jsonl`` records: its own, drops, timeline, timings."""
+        events = list(r.events)
         for i, reason in enumerate(r.outcome.drop_reason):
             if reason:
-                writer.event({"round": t, "event": "drop", "client": int(r.plan.links[i]),
-                              "reason": reason})
-        writer.event({"round": t, "event": "timeline", "phases": r.outcome.events})
+                events.append({"round": t, "event": "drop", "client": int(r.plan.links[i]),
+                               "reason": reason})
+        events.append({"round": t, "event": "timeline", "phases": r.outcome.events})
         if r.timings:
-            writer.event({"round": t, "event": "timing", **r.timings})
+            events.append({"round": t, "event": "timing", **r.timings})
+        return events
 
     def _error_profiles(self, updates, state: State) -> np.ndarray | None:
         """Reported ``eps_k(m)`` per client, (n, R + 1); None if nothing is sparsified."""
@@ -564,66 +615,44 @@ class Simulation:
 
 
 def build_simulation(sc: Scenario, offline: bool = True) -> Simulation:
-    """The simulation of ``sc``, after TSFA's offline stage when the controller asks for it.
+    """The simulation of ``sc``, after its controller's offline stage.
 
-    With ``method.controller_options.rank_candidates``, a pilot simulation at the
-    largest candidate rank measures every (rank, lambda_orth) candidate, the
-    controller's surrogate picks one (:func:`wirelessfl.control.tsfa.offline_choice`),
-    and the run is built with that structural rank and orthogonality weight. The
-    candidate table is kept in ``Simulation.offline_rows``. With ``offline=False``
-    the candidates are checked but the pilot (local training) is not run, and the
-    simulation keeps the scenario's ``model.lora.rank``.
+    The controller's :meth:`~wirelessfl.control.Controller.prepare` hook runs first
+    (TSFA's pilot picks the structural rank; ``offline=False`` only checks its
+    options); the run's simulation is then built once, from the scenario it returns.
     """
-    from wirelessfl.control.tsfa import offline_choice
-    from wirelessfl.errors import ScenarioError
-    from wirelessfl.pilot import run_pilot
+    controller = build.build_methods(sc)[2]
+    prep = controller.prepare(sc, Simulation, offline)
+    return Simulation(prep.scenario, prep)
 
-    sim = Simulation(sc)
-    params = sim.controller.params
-    ranks = getattr(params, "rank_candidates", None)
-    if not ranks:
-        return sim
-    key = "method.controller_options.rank_candidates"
-    if sc.model.lora.client_ranks is not None or sc.model.lora.rank_by_device is not None:
-        raise ScenarioError(key, "the offline rank choice needs one structural rank; drop "
-                            "model.lora.client_ranks / rank_by_device")
-    if any(r < 1 for r in ranks):
-        raise ScenarioError(key, "ranks must be >= 1")
-    own_lambda = getattr(sim.compressor.params, "lambda_orth", None)
-    lambdas = params.lambda_candidates
-    if lambdas is not None and own_lambda is None:
-        raise ScenarioError("method.controller_options.lambda_candidates",
-                            f"compressor {sc.method.compressor!r} has no lambda_orth; use soft")
-    lambdas = lambdas or [own_lambda or 0.0]
-    if not offline:
-        return sim
-    pilot_sc = sc.model_copy(deep=True)
-    pilot_sc.model.lora.rank = max(ranks)
-    pilot = sim if sc.model.lora.rank == max(ranks) else Simulation(pilot_sc)
-    cands = run_pilot(pilot, sorted(set(ranks)), lambdas, params.pilot_clients,
-                      params.pilot_latency_rounds)
-    choice, rows = offline_choice(cands, sc.controller.latency_budget_s, params.weight_rank,
-                                  params.weight_sparse, params.weight_cov)
-    final = sc.model_copy(deep=True)
-    final.model.lora.rank = choice.rank
-    if own_lambda is not None:
-        final.method.compressor_options = {**final.method.compressor_options,
-                                           "lambda_orth": choice.lambda_orth}
-    sim = Simulation(final)
-    sim.offline_rows = rows
-    return sim
+
+def default_observers(sc: Scenario, folder: Path | None, progress: bool,
+                      save_adapter: bool = True) -> list[Observer]:
+    """Results folder (when ``folder``), logging, the scenario's loggers, a progress bar."""
+    from wirelessfl.observers import LOGGERS, LoggingObserver, ProgressObserver, ResultsObserver
+    from wirelessfl.results import ResultsWriter
+
+    out: list[Observer] = []
+    if folder is not None:
+        out.append(ResultsObserver(ResultsWriter(folder, overwrite=True), save_adapter))
+    out.append(LoggingObserver())
+    out.extend(LOGGERS[name](folder) for name in sc.output.loggers)
+    if progress:
+        out.append(ProgressObserver())
+    return out
 
 
 def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
-                 out_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+                 out_dir: Path | None = None,
+                 observers: Sequence[Observer] = ()) -> tuple[Path, dict[str, Any]]:
     """Build, check the output folder, run and plot; return (folder, summary)."""
     from wirelessfl.results import check_output_dir
 
     path = out_dir if out_dir is not None else sc.output_dir
     check_output_dir(path, overwrite)  # before the (slow) build: fail fast
     sim = build_simulation(sc)
-    writer = ResultsWriter(path, overwrite=overwrite)
-    summary = sim.run(writer, progress=progress)
+    obs = [*default_observers(sim.sc, path, progress, sc.output.save_adapter), *observers]
+    summary = sim.run(obs)
     if sc.output.plots:
         from wirelessfl.plotting import plot_run
 

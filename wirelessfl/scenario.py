@@ -72,6 +72,11 @@ class Mobility(Section):
 class Clients(Section):
     count: int = Field(10, ge=1, description="number of clients K")
     fraction: float = Field(1.0, gt=0, le=1, description="share of clients selected per round")
+    selection: str = Field(
+        "random", description="client selector: random | all | round_robin | channel_aware | "
+        "an installed plug-in")
+    selection_options: dict[str, Any] = Field(
+        default_factory=dict, description="the selector's own options (validated by it)")
     device: str | list[str] = Field(
         "phone", description="compute profile (iot | phone | jetson | laptop_gpu), or a list "
         "cycled over the clients"
@@ -124,7 +129,8 @@ class Lora(Section):
     alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling alpha / r)")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] = Field(
-        default_factory=lambda: ["query", "value"], description="module names to adapt"
+        default_factory=lambda: ["query", "value"], min_length=1,
+        description="module names to adapt (each must name modules of the model)"
     )
     client_ranks: list[int] | None = Field(
         None, description="heterogeneous ranks: one per client (default: rank for all)"
@@ -136,8 +142,11 @@ class Lora(Section):
 
 class Model(Section):
     name: str = Field(
-        "tiny-bert", description="tiny-bert (random init, tests) | minilm-l6 (pretrained)"
+        "tiny-bert", description="tiny-bert (random init, tests) | minilm-l6 (pretrained) | "
+        "hf (a local Hugging Face folder, options.path) | an installed plug-in"
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the model's own options (validated by it)")
     max_length: int = Field(64, ge=4, le=512, description="tokens per example")
     pooling: Literal["mean", "cls"] = Field("mean", description="sentence pooling for the head")
     lora: Lora = Field(default_factory=Lora)
@@ -157,7 +166,11 @@ class Synthetic(Section):
 
 
 class Data(Section):
-    name: str = Field("synthetic", description="synthetic | bbc (BBC News, needs the [data] extra)")
+    name: str = Field("synthetic", description="synthetic | bbc (BBC News, needs the [data] "
+                      "extra) | csv | jsonl | hf_disk | an installed plug-in")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="the data set's own options (validated by it), "
+        "e.g. {path: data.csv, text_column: text, label_column: label}")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share (stratified)")
     partition: Partition = Field(default_factory=Partition)
     synthetic: Synthetic = Field(default_factory=Synthetic)
@@ -211,6 +224,9 @@ class Output(Section):
     dir: str = Field("results/{name}", description="results folder; {name} is replaced")
     save_adapter: bool = Field(True, description="write the final peft adapter")
     plots: bool = Field(True, description="write plots at the end of the run")
+    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=list, description="experiment trackers fed every round: tensorboard "
+        "(into <run>/tensorboard) | mlflow (MLFLOW_TRACKING_URI); need their extras")
 
 
 class Scenario(Section):

@@ -14,9 +14,9 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel
 
-from channels.base import NoParams, Registry
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.client import ClientUpdate
+from wirelessfl.registry import NoParams, Registry
 
 COMPRESSORS: Registry[Compressor] = Registry("compressor")
 register_compressor = COMPRESSORS.register
@@ -83,3 +83,6 @@ class Compressor(ABC):
     def compress(self, update: ClientUpdate, global_state: State, bits_per_value: int,
                  keep_ranks: int | None, rng: np.random.Generator) -> Compressed:
         """Compress ``update`` (trained from ``global_state``)."""
+
+
+COMPRESSORS.base = Compressor

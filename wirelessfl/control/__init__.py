@@ -6,9 +6,10 @@ from wirelessfl.control.base import (
     Allocation,
     Controller,
     LatencyQueue,
+    Preparation,
     RoundContext,
     register_controller,
 )
 
-__all__ = ["CONTROLLERS", "Allocation", "Controller", "LatencyQueue", "RoundContext",
-           "register_controller"]
+__all__ = ["CONTROLLERS", "Allocation", "Controller", "LatencyQueue", "Preparation",
+           "RoundContext", "register_controller"]

@@ -8,14 +8,15 @@ round's start, the clients' compute times and payload sizes. numpy/cvxpy only.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel
 
-from channels.base import NoParams, Registry
 from wirelessfl.control.planning import UplinkModel, instantaneous
+from wirelessfl.registry import NoParams, Registry
 
 CONTROLLERS: Registry[Controller] = Registry("controller")
 register_controller = CONTROLLERS.register
@@ -142,8 +143,33 @@ class LatencyQueue:
         return self.value
 
 
+@dataclass
+class Preparation:
+    """What a controller's :meth:`Controller.prepare` decided before the run is built.
+
+    Attributes
+    ----------
+    scenario : Scenario
+        The scenario the run is built with (the user's, or one with structural
+        choices made, such as TSFA's LoRA rank).
+    tables : dict of str to list of dict
+        Extra result tables (``name.csv`` in the results folder), e.g. the offline
+        candidates.
+    info : dict
+        Lines ``wirelessfl validate`` prints.
+    """
+
+    scenario: Any
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
 class Controller(ABC):
-    """Allocates bandwidth and kept ranks each round."""
+    """Allocates bandwidth and kept ranks each round.
+
+    Subclasses set ``Params`` and implement :meth:`online`; a controller with an
+    offline stage overrides :meth:`prepare`.
+    """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
@@ -152,6 +178,32 @@ class Controller(ABC):
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
+    def prepare(self, scenario: Any, build: Callable[[Any], Any],
+                offline: bool = True) -> Preparation:
+        """The controller's offline stage, before the run's simulation is built.
+
+        Parameters
+        ----------
+        scenario : Scenario
+            The validated scenario.
+        build : callable
+            ``build(scenario) -> Simulation``, for a pilot simulation of the
+            controller's own (the run's simulation is built once, by the caller,
+            from the returned scenario).
+        offline : bool
+            False: check the options against the scenario but run nothing
+            expensive (``wirelessfl validate`` without ``--offline``).
+
+        Raises
+        ------
+        ScenarioError
+            Options that do not fit the scenario (one line naming the key).
+        """
+        return Preparation(scenario)
+
     @abstractmethod
     def online(self, ctx: RoundContext) -> Allocation:
         """The allocation for this round."""
+
+
+CONTROLLERS.base = Controller

@@ -47,8 +47,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from wirelessfl.control.base import (
     Allocation,
     Controller,
+    Preparation,
     RoundContext,
     planned_latency_s,
     register_controller,
@@ -392,6 +394,26 @@ class TSFA(Controller):
 
     # ------------------------------------------------------------------ the stage
 
+    def prepare(self, scenario: Any, build: Callable[[Any], Any],
+                offline: bool = True) -> Preparation:
+        """The offline stage (:mod:`wirelessfl.control.tsfa_offline`) when
+        ``rank_candidates`` is set: the pilot picks the structural rank and
+        orthogonality weight the run is built with."""
+        p = self.params
+        if not p.rank_candidates:
+            return Preparation(scenario)
+        from wirelessfl.compression import COMPRESSORS
+        from wirelessfl.control import tsfa_offline
+
+        comp = COMPRESSORS.get(scenario.method.compressor)
+        tsfa_offline.check(scenario, p, "lambda_orth" in comp.Params.model_fields)
+        if not offline:
+            return Preparation(scenario, info={
+                "tsfa_offline_rank": "not chosen (--offline runs the pilot and shows it)"})
+        final, rows = tsfa_offline.prepare(scenario, p, build)
+        return Preparation(final, {"tsfa_offline": rows},
+                           {"tsfa_offline_rank": final.model.lora.rank})
+
     def online(self, ctx: RoundContext) -> Allocation:
         t0 = time.perf_counter()
         ranks = np.asarray(ctx.ranks, dtype=int)
@@ -596,65 +618,3 @@ class TSFAScheduled(TSFA):
         min_participation: float = Field(
             0.8, ge=0, le=1, allow_inf_nan=False,
             description="long-term share of rounds each client takes part in")
-
-
-# ---------------------------------------------------------------------- offline stage
-
-
-@dataclass
-class Candidate:
-    """A structural choice (rank r, orthogonality weight) and what the pilot measured.
-
-    Attributes
-    ----------
-    rank : int
-    lambda_orth : float
-    rank_gap : float
-        Share of the pilot update's energy beyond its top r ranks (what rank r
-        cannot hold), in [0, 1].
-    covariance : float
-        FedIT covariance ratio ``||C||_F / ||sum p B A||_F`` between the pilot clients
-        at rank r (0 with one pilot client).
-    trunc_err : ndarray, shape (r + 1,)
-        Squared relative truncation error of SOFT keeping m ranks, m = 0..r.
-    latency_s : ndarray, shape (r + 1,)
-        Expected round latency with m ranks kept and min-max bandwidth, seconds.
-    """
-
-    rank: int
-    lambda_orth: float
-    rank_gap: float
-    covariance: float
-    trunc_err: np.ndarray
-    latency_s: np.ndarray
-
-
-def offline_choice(cands: list[Candidate], budget_s: float, w_rank: float, w_sparse: float,
-                   w_cov: float) -> tuple[Candidate, list[dict[str, float]]]:
-    """The candidate minimising the convergence-bound surrogate under the budget.
-
-    For each candidate, ``m_bar`` is the largest kept rank whose expected latency fits
-    ``budget_s``, and ``J = w_rank * rank_gap + w_sparse * trunc_err[m_bar] +
-    w_cov * covariance``. Candidates with no feasible m are infeasible; if none is
-    feasible, the one with the smallest expected latency at m = 1 is chosen.
-    Returns the choice and one table row per candidate.
-    """
-    rows = []
-    best, best_j = None, math.inf
-    for c in cands:
-        fits = [m for m in range(1, c.rank + 1) if c.latency_s[m] <= budget_s]
-        m_bar = max(fits) if fits else 0
-        j = (w_rank * c.rank_gap + w_sparse * float(c.trunc_err[m_bar]) + w_cov * c.covariance
-             if fits else math.inf)
-        rows.append({"rank": c.rank, "lambda_orth": c.lambda_orth, "rank_gap": c.rank_gap,
-                     "covariance": c.covariance, "m_bar": m_bar,
-                     "trunc_err_at_m_bar": float(c.trunc_err[m_bar]) if fits else math.nan,
-                     "latency_full_s": float(c.latency_s[c.rank]),
-                     "latency_m1_s": float(c.latency_s[1]), "surrogate": j})
-        if j < best_j:
-            best, best_j = c, j
-    if best is None:
-        best = min(cands, key=lambda c: float(c.latency_s[1]))
-    for row, c in zip(rows, cands, strict=True):
-        row["chosen"] = float(c is best)
-    return best, rows

@@ -94,12 +94,15 @@ class LocalTrainer:
 
     def train(self, client_id: int, shard: np.ndarray, global_state: State,
               rng: np.random.Generator, torch_seed: int, rank: int | None = None,
-              grad_mask: Callable[[], None] | None = None) -> ClientUpdate:
+              grad_mask: Callable[[], None] | None = None,
+              regularizer: Callable[[nn.Module], torch.Tensor] | None = None) -> ClientUpdate:
         """Train one client from ``global_state``; return its new adapter state.
 
         ``grad_mask`` is called after every backward pass (it zeroes the gradients of
-        the ranks a lower-rank client does not own).
+        the ranks a lower-rank client does not own); ``regularizer`` replaces the
+        trainer's own for this call.
         """
+        reg = regularizer if regularizer is not None else self.regularizer
         set_state(self.model, global_state)
         self.model.train()
         opt = torch.optim.AdamW(self.params, lr=self.lr, weight_decay=self.weight_decay)
@@ -111,7 +114,7 @@ class LocalTrainer:
                 i = torch.as_tensor(idx, device=self.device)
                 logits = self.model(input_ids=self.ids[i], attention_mask=self.mask[i])
                 loss = F.cross_entropy(logits, self.labels[i])
-                total = loss + self.regularizer(self.model) if self.regularizer else loss
+                total = loss + reg(self.model) if reg else loss
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 if grad_mask is not None:

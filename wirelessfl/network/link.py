@@ -1,6 +1,6 @@
 """FDMA link rates: Shannon capacity of a bandwidth share.
 
-Notation (DESIGN.md section 3): client k transmits with power ``p_k`` (W) over a
+Notation (docs/wireless-model.md): client k transmits with power ``p_k`` (W) over a
 large-scale gain ``beta_k`` and a small-scale gain ``g_k(t)``; the noise PSD is
 ``N0`` (W/Hz, noise figure included). With bandwidth ``b`` (Hz),
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels.base import Registry
+from wirelessfl.registry import Registry
 
 SPEED_OF_LIGHT_M_S = 299_792_458.0
 
@@ -49,6 +49,9 @@ class PathLoss(ABC):
     def gain_db(self, distance_m: np.ndarray) -> np.ndarray:
         """Large-scale gain ``-PL(d) + X``, dB, shape of ``distance_m``."""
         return -self.loss_db(np.asarray(distance_m, dtype=float)) + self.shadow_db
+
+
+PATHLOSS.base = PathLoss
 
 
 class LogDistanceParams(BaseModel):

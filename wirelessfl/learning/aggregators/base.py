@@ -14,10 +14,10 @@ from typing import ClassVar
 import torch
 from pydantic import BaseModel
 
-from channels.base import NoParams, Registry
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.client import ClientUpdate
 from wirelessfl.learning.lora import LoraSite, truncate
+from wirelessfl.registry import NoParams, Registry
 
 AGGREGATORS: Registry[Aggregator] = Registry("aggregator")
 register_aggregator = AGGREGATORS.register
@@ -105,3 +105,6 @@ class Aggregator(ABC):
         updates : list of ClientUpdate
             The updates received in time (non-empty).
         """
+
+
+AGGREGATORS.base = Aggregator
