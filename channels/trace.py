@@ -28,12 +28,30 @@ def read_trace(path: str | Path) -> tuple[float, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"trace file {str(p)!r} does not exist")
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        need = {"time_s", "link", "gain_db"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
-            raise ValueError(f"trace {p.name} needs columns time_s, link, gain_db")
-        rows = [(float(r["time_s"]), int(r["link"]), float(r["gain_db"])) for r in reader]
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"trace {p.name} is not UTF-8 text (byte {err.start})") from None
+    reader = csv.DictReader(text.splitlines())
+    need = {"time_s", "link", "gain_db"}
+    if not reader.fieldnames or not need <= set(reader.fieldnames):
+        raise ValueError(f"trace {p.name} needs columns time_s, link, gain_db")
+    rows = []
+    seen: dict[tuple[float, int], int] = {}
+    for i, r in enumerate(reader, start=2):  # line 1 is the header
+        try:
+            t, link, g = float(r["time_s"]), int(r["link"]), float(r["gain_db"])
+        except (TypeError, ValueError):
+            raise ValueError(f"trace {p.name} line {i}: time_s, link and gain_db must be "
+                             "numbers (link an integer)") from None
+        if not (np.isfinite(t) and np.isfinite(g)) or t < 0 or link < 0:
+            raise ValueError(f"trace {p.name} line {i}: time_s must be finite and >= 0, "
+                             "link >= 0, gain_db finite")
+        if (t, link) in seen:
+            raise ValueError(f"trace {p.name} line {i}: link {link} at time {t} repeats line "
+                             f"{seen[(t, link)]}")
+        seen[(t, link)] = i
+        rows.append((t, link, g))
     if not rows:
         raise ValueError(f"trace {p.name} has no rows")
     arr = np.array(rows)
@@ -42,14 +60,20 @@ def read_trace(path: str | Path) -> tuple[float, np.ndarray]:
     if links[0] != 0 or links[-1] != len(links) - 1:
         raise ValueError(f"trace {p.name}: links must be numbered 0..L-1")
     if len(arr) != len(times) * len(links):
-        raise ValueError(f"trace {p.name}: every link needs a sample at every time")
+        have = {(t, int(k)) for t, k, _ in rows}
+        t, k = next((t, int(k)) for t in times for k in links if (t, int(k)) not in have)
+        raise ValueError(f"trace {p.name}: link {k} has no sample at time {t} (every link "
+                         "needs a sample at every time)")
     if len(times) < 2:
         raise ValueError(f"trace {p.name}: needs at least two sample times")
     steps = np.diff(times)
     if not np.allclose(steps, steps[0], rtol=1e-6):
         raise ValueError(f"trace {p.name}: sample times must be equally spaced")
-    gains = np.empty((len(links), len(times)))
+    gains = np.full((len(links), len(times)), np.nan)
     gains[arr[:, 1].astype(int), np.searchsorted(times, arr[:, 0])] = 10 ** (arr[:, 2] / 10)
+    if not np.all(np.isfinite(gains) & (gains > 0)):  # e.g. gain_db of -1e6 underflows
+        raise ValueError(f"trace {p.name}: gains must be positive and finite in linear "
+                         "scale (gain_db between about -300 and 300)")
     return float(steps[0]), gains
 
 

@@ -30,7 +30,8 @@ def run_cli(capsys, *argv):
     ("patch", "key", "fragment"),
     [
         ({"radio": {"bandwith_hz": 1}}, "radio.bandwith_hz", "allowed: uplink_bandwidth_hz"),
-        ({"radio": {"uplink_bandwidth_hz": -5}}, "radio.uplink_bandwidth_hz", "greater than 0"),
+        ({"radio": {"uplink_bandwidth_hz": -5}}, "radio.uplink_bandwidth_hz",
+         "greater than or equal to 1"),
         ({"clients": {"count": "ten"}}, "clients.count", "valid integer"),
         ({"rounds": 0}, "rounds", "greater than or equal to 1"),
         ({"model": {"name": "gpt-9"}}, "model.name", "available: hf, minilm-l6, tiny-bert"),
@@ -82,7 +83,7 @@ def test_no_traceback_from_the_console_script(tmp_path, tiny_raw):
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     assert res.stderr.strip() == ("error: radio.uplink_bandwidth_hz: Input should be greater "
-                                  "than 0 (got -1)")
+                                  "than or equal to 1 (got -1)")
 
 
 def test_set_overrides_parse_yaml_types(tmp_path, tiny_raw):

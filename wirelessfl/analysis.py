@@ -68,8 +68,13 @@ def load_run(path: Path) -> Run:
                read_csv(path / "metrics.csv"), summary)
 
 
-def find_runs(paths: list[Path]) -> list[Run]:
-    """Runs named directly, or every run inside a sweep folder (``sweep.csv``)."""
+def find_runs(paths: list[Path], include_unfinished: bool = False) -> list[Run]:
+    """Runs named directly, or every run inside a sweep folder (``sweep.csv``).
+
+    Unfinished runs (no ``summary.json``: killed, failed or still running) are left out
+    with a warning naming them, unless ``include_unfinished``: averaging 70 rounds of a
+    killed run with finished 300-round runs would mislead.
+    """
     runs = []
     for p in map(Path, paths):
         if (p / "metrics.csv").is_file():
@@ -81,6 +86,16 @@ def find_runs(paths: list[Path]) -> list[Run]:
             runs.extend(load_run(q) for q in inner)
         else:
             raise WirelessFLError("runs", f"{str(p)!r} does not exist")
+    unfinished = [r for r in runs if not r.summary]
+    if unfinished and not include_unfinished:
+        names = ", ".join(str(r.path) for r in unfinished[:3])
+        more = f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
+        warnings.warn(f"left out {len(unfinished)} unfinished run(s) (no summary.json): "
+                      f"{names}{more}; resume them with wirelessfl run ... --resume",
+                      stacklevel=2)
+        runs = [r for r in runs if r.summary]
+        if not runs:
+            raise WirelessFLError("runs", "every run named is unfinished (no summary.json)")
     return runs
 
 

@@ -7,6 +7,7 @@ their optional packages.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,23 @@ from wirelessfl.registry import Registry, UnknownNameError
 from wirelessfl.scenario import Scenario, format_validation_error
 
 
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN or infinite float in ``value``, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _non_finite(v, f"{path}.{k}" if path else str(k))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _non_finite(v, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
+
+
 def resolve(registry: Registry, key: str, name: str, options: dict[str, Any],
             options_key: str) -> Any:
     """Instantiate the plug-in ``name`` of ``registry`` with validated ``options``.
@@ -40,8 +58,13 @@ def resolve(registry: Registry, key: str, name: str, options: dict[str, Any],
         detail = f" ({err.detail})" if err.detail else ""
         raise PluginError(key, f"unknown {registry.kind} {name!r}{detail}; available: "
                                f"{', '.join(err.available)}") from None
+    bad = _non_finite(options)
+    if bad is not None:
+        raise PluginError(f"{options_key}.{bad}" if bad else options_key,
+                          "must be a finite number (no .inf or .nan)")
     try:
-        params = cls.Params.model_validate(options)
+        # strict: a boolean is not a number and a string is not a number here
+        params = cls.Params.model_validate(options, strict=True)
     except ValidationError as err:
         k, msg = format_validation_error(err, prefix=options_key)
         if err.errors()[0]["type"] == "extra_forbidden":

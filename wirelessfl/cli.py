@@ -24,10 +24,21 @@ def guarded(func, *args) -> int:
     For the scripts in ``scripts/``, which take the same overrides as the CLI.
     Returns ``func``'s integer result, or 0 when it returns None.
     """
+    import errno
+
     try:
         return int(func(*args) or 0)
     except WirelessFLError as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT,
+                             errno.EPERM):
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(f"error: output.dir: cannot write{where}: {err.strerror}; free space or choose "
+              "another folder, then rerun with --resume (every finished round was "
+              "checkpointed)", file=sys.stderr)
         return EXIT_USER_ERROR
 
 
@@ -61,6 +72,13 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logger.propagate = False
     logger.setLevel(logging.ERROR if quiet else max(logging.DEBUG,
                                                     logging.WARNING - 10 * verbose))
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        if not quiet:  # one line, like every other message of the command line
+            print(f"warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -69,13 +87,18 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from wirelessfl.runner import run_scenario
     from wirelessfl.scenario import load_scenario
 
-    sc = load_scenario(args.scenario, args.overrides)
+    sc = load_scenario(args.scenario, args.overrides)  # before torch is imported: fast errors
     out = Path(args.out) if args.out else None
+    if args.resume and args.overwrite:
+        from wirelessfl.errors import OutputError
+
+        raise OutputError("--resume", "give --resume or --overwrite, not both")
+    from wirelessfl.runner import run_scenario
+
     path, summary = run_scenario(sc, overwrite=args.overwrite, progress=_progress(args),
-                                 out_dir=out)
+                                 out_dir=out, resume=args.resume)
     print(f"{sc.name}: final accuracy {summary['final_accuracy']:.4f} after "
           f"{summary['sim_time_s']:.2f} simulated s ({summary['wall_time_s']:.1f} s wall); "
           f"results in {path}")
@@ -83,10 +106,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from wirelessfl.runner import build_simulation
     from wirelessfl.scenario import load_scenario
 
-    sc = load_scenario(args.scenario, args.overrides)
+    sc = load_scenario(args.scenario, args.overrides)  # before torch is imported: fast errors
+    from wirelessfl.runner import build_simulation
+
     sim = build_simulation(sc, offline=args.offline)
     info = {**sim.plan_summary(), **sim.preparation.info}
     print(f"{args.scenario}: valid")
@@ -264,6 +288,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default: the scenario's output.dir)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run's files in the results folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last complete round")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a scenario and print its sizes and latency")

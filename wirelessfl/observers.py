@@ -42,11 +42,14 @@ class RunStart:
         Tables decided before round 0 (e.g. ``tsfa_offline``).
     events : list of dict
         Records for ``events.jsonl`` before round 0 (warnings, ``round = -1``).
+    resumed_at : int or None
+        The first round played, when the run resumes from a checkpoint.
     """
 
     scenario: Any
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    resumed_at: int | None = None
 
 
 @dataclass
@@ -97,7 +100,9 @@ class ResultsObserver(Observer):
     """Writes the results folder through a :class:`wirelessfl.results.ResultsWriter`.
 
     ``summary.json`` is written last (after the adapter): its presence marks a
-    finished run.
+    finished run. Host timings go to ``timings.jsonl``, so ``events.jsonl`` is the
+    same on every rerun. On a resumed run, ``on_start`` writes nothing (the folder
+    already holds the start).
     """
 
     def __init__(self, writer: Any, save_adapter: bool = True) -> None:
@@ -105,6 +110,8 @@ class ResultsObserver(Observer):
         self.save_adapter = save_adapter
 
     def on_start(self, start: RunStart) -> None:
+        if start.resumed_at is not None:
+            return
         self.writer.write_config(start.scenario.to_yaml())
         for ev in start.events:
             self.writer.event(ev)
@@ -115,7 +122,10 @@ class ResultsObserver(Observer):
         self.writer.append_rows("metrics", [record.metrics])
         self.writer.append_rows("clients", record.clients)
         for ev in record.events:
-            self.writer.event(ev)
+            if ev.get("event") == "timing":  # host time: kept apart from the deterministic log
+                self.writer.timing(ev)
+            else:
+                self.writer.event(ev)
 
     def on_end(self, end: RunEnd) -> None:
         if self.save_adapter:
@@ -170,7 +180,8 @@ class ProgressObserver(Observer):
         from tqdm.auto import tqdm
 
         sc = start.scenario
-        self.bar = tqdm(total=sc.rounds, desc=sc.name, unit="round", dynamic_ncols=True,
+        self.bar = tqdm(total=sc.rounds, initial=start.resumed_at or 0, desc=sc.name,
+                        unit="round", dynamic_ncols=True,
                         position=self.position, leave=self.leave)
 
     def on_round(self, record: RoundRecord) -> None:

@@ -30,8 +30,8 @@ from typing import Any
 from wirelessfl.errors import OutputError
 
 RESULT_FILES = ("config.yaml", "metrics.csv", "clients.csv", "events.jsonl", "summary.json",
-                "tsfa_offline.csv")
-RESULT_DIRS = ("adapter", "plots")
+                "tsfa_offline.csv", "timings.jsonl", "checkpoint.pt", "checkpoint.pt.tmp")
+RESULT_DIRS = ("adapter", "plots", "tensorboard")
 PACKAGES = ("wirelessfl", "torch", "peft", "transformers", "numpy", "scipy", "cvxpy", "simpy",
             "pydantic")
 
@@ -65,14 +65,38 @@ def _finite(v: Any) -> Any:
     return v
 
 
+def holds_run(path: Path) -> bool:
+    """Whether ``path`` holds a run of ours: a ``config.yaml`` that is a scenario mapping."""
+    import yaml
+
+    cfg = path / "config.yaml"
+    try:
+        data = yaml.safe_load(cfg.read_text()) if cfg.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "name" in data and "method" in data
+
+
 def check_output_dir(path: Path, overwrite: bool) -> None:
-    """Refuse a folder that holds a run unless ``overwrite`` (nothing is touched)."""
+    """Refuse a folder that holds a run unless ``overwrite`` (nothing is touched).
+
+    ``overwrite`` replaces only a folder that holds a previous run of ours
+    (:func:`holds_run`): a folder with, say, a ``plots/`` of someone else's is never
+    emptied.
+    """
     if path.exists() and not path.is_dir():
         raise OutputError("output.dir", f"{str(path)!r} exists and is not a folder")
     held = [n for n in (*RESULT_FILES, *RESULT_DIRS) if (path / n).exists()]
     if held and not overwrite:
+        if (path / "checkpoint.pt").is_file() and not (path / "summary.json").is_file():
+            raise OutputError("output.dir", f"{str(path)!r} holds an unfinished run; pass "
+                              "--resume to continue it, or --overwrite to start again")
         raise OutputError("output.dir", f"{str(path)!r} already holds a run ({held[0]}); "
                           "choose another output.dir or pass --overwrite")
+    if held and not holds_run(path):
+        raise OutputError("output.dir", f"{str(path)!r} holds {held[0]} but no run of "
+                          "wirelessfl (no valid config.yaml); --overwrite deletes only "
+                          "earlier runs: choose another folder")
 
 
 class ResultsWriter:
@@ -84,18 +108,63 @@ class ResultsWriter:
         The folder (created if missing).
     overwrite : bool
         Replace an earlier run's files in ``path``.
+    resume : bool
+        Keep the folder's files (a resumed run; see :meth:`restore`).
+    lock : RunLock, optional
+        The folder's lock, when the caller holds it already.
     """
 
-    def __init__(self, path: Path, overwrite: bool = False) -> None:
-        check_output_dir(path, overwrite)
+    def __init__(self, path: Path, overwrite: bool = False, resume: bool = False,
+                 lock: RunLock | None = None) -> None:
+        if not resume:
+            check_output_dir(path, overwrite)
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
-        for name in RESULT_FILES:
-            (path / name).unlink(missing_ok=True)
-        for name in RESULT_DIRS:
-            if (path / name).is_dir():
-                shutil.rmtree(path / name)
+        self.lock = lock if lock is not None else RunLock(path)  # before any deletion
+        if not resume:
+            for name in RESULT_FILES:
+                (path / name).unlink(missing_ok=True)
+            for name in RESULT_DIRS:
+                if (path / name).is_dir():
+                    shutil.rmtree(path / name)
         self._headers: dict[str, list[str]] = {}
+        self._rows: dict[str, int] = {}
+        self._events = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """The tables' shape now: headers, data rows per table, event lines."""
+        return {"headers": {k: list(v) for k, v in self._headers.items()},
+                "rows": dict(self._rows), "events": self._events}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Cut the tables back to ``snap`` (rows a killed round appended are dropped).
+
+        Each table is rewritten (atomically) with the snapshot's header and its first
+        rows, each row cut to the header's width (a column added after the snapshot
+        is removed again); ``events.jsonl`` keeps its first lines.
+        """
+        for table, header in snap["headers"].items():
+            file = self.path / f"{table}.csv"
+            n = snap["rows"].get(table, 0)
+            with file.open(newline="") as fh:
+                rows = list(csv.reader(fh))[1 : n + 1]
+            if len(rows) < n:
+                raise OutputError("--resume", f"{file} has {len(rows)} rows; the checkpoint "
+                                  f"expects {n}: the folder was changed after the run")
+            tmp = file.with_suffix(file.suffix + ".tmp")
+            with tmp.open("w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(header)
+                w.writerows(r[: len(header)] for r in rows)
+            os.replace(tmp, file)
+        events = self.path / "events.jsonl"
+        lines = events.read_text().splitlines(keepends=True) if events.is_file() else []
+        tmp = events.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(lines[: snap["events"]]))
+        os.replace(tmp, events)
+        self._headers = {k: list(v) for k, v in snap["headers"].items()}
+        self._rows = dict(snap["rows"])
+        self._events = snap["events"]
 
     def write_config(self, yaml_text: str) -> None:
         (self.path / "config.yaml").write_text(yaml_text)
@@ -126,6 +195,7 @@ class ResultsWriter:
             for row in rows:
                 w.writerow({k: _cell(row.get(k, float("nan"))) for k in header})
             fh.flush()
+        self._rows[table] = self._rows.get(table, 0) + len(rows)
 
     @staticmethod
     def _rewrite(file: Path, header: list[str]) -> None:
@@ -142,13 +212,53 @@ class ResultsWriter:
         os.replace(tmp, file)
 
     def event(self, record: dict[str, Any]) -> None:
+        """Append a record to ``events.jsonl`` (deterministic: no host timings)."""
         with (self.path / "events.jsonl").open("a") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+        self._events += 1
+
+    def timing(self, record: dict[str, Any]) -> None:
+        """Append host wall-clock timings to ``timings.jsonl`` (differs run to run)."""
+        with (self.path / "timings.jsonl").open("a") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """``summary.json``, strict JSON: NaN and infinities are written as ``null``."""
         text = json.dumps(_finite(summary), indent=2, sort_keys=True, allow_nan=False)
         (self.path / "summary.json").write_text(text)
+
+
+class RunLock:
+    """An exclusive lock on a results folder, held by the process writing it.
+
+    ``fcntl.flock`` on ``<folder>/.lock``: the kernel releases it when the process
+    dies, however it dies, so a stale lock never blocks a resume; a second writer
+    gets one line naming the holder's PID instead of interleaving its rows.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import fcntl
+
+        self.file = (path / ".lock").open("a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise OutputError("output.dir", f"{str(path)!r} is being written by process "
+                              f"{holder}; wait for it or stop it") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+
+    def release(self) -> None:
+        import fcntl
+
+        if not self.file.closed:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

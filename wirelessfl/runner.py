@@ -20,7 +20,7 @@ clock, so the same scenario and seed give the same metrics on the same machine.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,13 @@ from wirelessfl.results import package_versions
 from wirelessfl.scenario import Scenario
 from wirelessfl.selection import SelectionView
 from wirelessfl.sim import RoundOutcome, RoundPlan, play_round
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean of the finite values, NaN when there are none."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -354,16 +361,23 @@ class Simulation:
                               f"{sel.tolist()[:8]}: distinct client indices in [0, {k}) needed")
         return np.sort(sel), fading()
 
-    def run(self, observers: Sequence[Observer] = ()) -> dict[str, Any]:
-        """Play every round, reporting each to ``observers``; return the summary."""
+    def run(self, observers: Sequence[Observer] = (),
+            checkpoint: Callable[[dict[str, Any]], None] | None = None,
+            resume: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Play every round, reporting each to ``observers``; return the summary.
+
+        Parameters
+        ----------
+        observers : sequence of Observer
+        checkpoint : callable, optional
+            Called after every round (after the observers) with the loop's state
+            (:mod:`wirelessfl.checkpoint`).
+        resume : dict, optional
+            A checkpoint read back: the components are restored and the loop goes on
+            from the round after it.
+        """
         sc = self.sc
         wall0 = time.perf_counter()
-        start = RunStart(sc, dict(self.preparation.tables))
-        warning = self.budget_warning()
-        if warning:
-            start.events.append({"round": -1, "event": "warning", "message": warning})
-        for o in observers:
-            o.on_start(start)
         state: State = {n: t.clone() for n, t in self.initial_state.items()}
         queue = LatencyQueue(sc.controller.latency_budget_s)
         sampling = seeding.rng(sc.seed, "sampling")
@@ -371,7 +385,25 @@ class Simulation:
         acc, loss = float("nan"), float("nan")
         best_acc = float("nan")
         wall: dict[str, float] = {}
-        for t in range(sc.rounds):
+        aggregated, first, wall_before = 0, 0, 0.0
+        if resume is not None:
+            from wirelessfl import checkpoint as ckpt
+
+            loop = ckpt.restore(self, resume)
+            state, queue.value, sampling = loop["state"], loop["queue"], loop["sampling"]
+            t_now, cum_up, cum_dn, lat_sum = (loop["t_now"], loop["cum_up"], loop["cum_dn"],
+                                              loop["lat_sum"])
+            acc, loss, best_acc = loop["acc"], loop["loss"], loop["best_acc"]
+            wall, aggregated = dict(loop["wall"]), loop["aggregated"]
+            first, wall_before = loop["round"] + 1, loop["wall_time_s"]
+        start = RunStart(sc, dict(self.preparation.tables),
+                         resumed_at=first if resume is not None else None)
+        warning = self.budget_warning()
+        if warning:
+            start.events.append({"round": -1, "event": "warning", "message": warning})
+        for o in observers:
+            o.on_start(start)
+        for t in range(first, sc.rounds):
             r = self._play_round(t, state, t_now, queue.value, sampling)
             state = r.state
             latency = r.outcome.end_s - t_now
@@ -381,6 +413,7 @@ class Simulation:
             cum_dn += r.downlink_bits
             for k, v in r.timings.items():
                 wall[k] = wall.get(k, 0.0) + v
+            aggregated += int(r.outcome.received.any())
             q_before = queue.value
             queue.update(latency)
             evaluated = t % sc.eval.every == 0 or t == sc.rounds - 1
@@ -407,7 +440,7 @@ class Simulation:
                 "queue_s": q_before,
                 "tx_energy_j": float(r.energy[0].sum()),
                 "compute_energy_j": float(r.energy[1].sum()),
-                "train_loss": float(np.mean([u.train_loss for u in r.updates])),
+                "train_loss": _finite_mean([u.train_loss for u in r.updates]),
                 "accuracy": acc if evaluated else float("nan"),
                 "loss": loss if evaluated else float("nan"),
                 **({"personal_accuracy": personal} if self.aggregator.personalized else {}),
@@ -419,6 +452,12 @@ class Simulation:
                                  self._round_events(t, r))
             for o in observers:
                 o.on_round(record)
+            if checkpoint is not None:
+                checkpoint({"round": t, "state": state, "queue": queue.value,
+                            "sampling": sampling, "t_now": t_now, "cum_up": cum_up,
+                            "cum_dn": cum_dn, "lat_sum": lat_sum, "acc": acc, "loss": loss,
+                            "best_acc": best_acc, "wall": wall, "aggregated": aggregated,
+                            "wall_time_s": wall_before + time.perf_counter() - wall0})
 
         set_state(self.model, state)
         summary = {
@@ -430,6 +469,7 @@ class Simulation:
             "final_loss": loss,
             "sim_time_s": t_now,
             "avg_round_latency_s": lat_sum / sc.rounds,
+            "rounds_aggregated": aggregated,
             "latency_budget_s": sc.controller.latency_budget_s,
             "total_uplink_bits": cum_up,
             "total_downlink_bits": cum_dn,
@@ -439,7 +479,7 @@ class Simulation:
             "label_names": self.data.label_names,
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
-            "wall_time_s": time.perf_counter() - wall0,
+            "wall_time_s": wall_before + time.perf_counter() - wall0,
             **{f"mean_{k}": v / sc.rounds for k, v in wall.items()},
             "versions": package_versions(),
         }
@@ -456,13 +496,18 @@ class Simulation:
         self.cell.move_to(t_now)
         sel, fading_all = self.select(t, t_now, sampling)
         dl_bits = self.broadcast_bits(state)
-        dl_s = self.cell.broadcast_time_s(dl_bits, sel, t_now)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            dl_s = float(self.cell.broadcast_time_s(dl_bits, sel, t_now))
+        # a broadcast longer than the outage rule allows is an outage (the timeline drops
+        # everyone); the controller plans with the time the server gives up at
+        dl_plan = dl_s if dl_s <= sc.sim.max_upload_s else sc.sim.max_upload_s
         updates = [self._train(state, int(k), t) for k in sel]
         compute_s = self.compute_s[sel]
         fading = fading_all[sel]
+        faulty = np.array([not u.finite for u in updates], dtype=bool)
         c_large = self.cell.uplink_c_hz(sel)
         uplink = UplinkModel(c_large, self.cell.uplink_law(sel, t_now, fading))
-        ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_s, compute_s,
+        ctx = RoundContext(t, sel, self.cell.uplink_c_hz(sel, fading), dl_plan, compute_s,
                            self.full_bits[sel], self.ranks[sel], sc.radio.uplink_bandwidth_hz,
                            sc.controller.latency_budget_s, queue_s,
                            weights=np.array([u.num_samples for u in updates], dtype=float),
@@ -476,6 +521,7 @@ class Simulation:
                            **{k: v for k, v in alloc.info.items() if k.startswith("tsfa_")}})
         keep = alloc.keep_ranks
         sends = np.ones(len(sel), dtype=bool) if keep is None else np.asarray(keep) > 0
+        sends &= ~faulty  # a NaN or infinite update is never sent
         packets = [
             self.compressor.compress(u, state, sc.radio.bits_per_value,
                                      None if keep is None else int(keep[i]),
@@ -487,11 +533,16 @@ class Simulation:
         plan = RoundPlan(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz, c_large,
                          sc.sim.deadline_s, sc.sim.max_upload_s, scheduled=sends)
         out = play_round(plan, self.cell.channel)
+        for i in np.flatnonzero(faulty):
+            out.drop_reason[i] = "non_finite_update"
         received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
         metrics: dict[str, float] = {}
         if received:
             state, agg_metrics = self.aggregator.aggregate(state, received)
             metrics.update(agg_metrics)
+        else:
+            events.append({"round": t, "event": "no_aggregation",
+                           "message": "no update arrived: the global adapter is unchanged"})
         sent = [p for p in packets if p is not None]
         for key in sent[0].metrics if sent else {}:
             metrics[key] = float(np.mean([p.metrics[key] for p in sent]))
@@ -514,11 +565,16 @@ class Simulation:
         return events
 
     def _error_profiles(self, updates, state: State) -> np.ndarray | None:
-        """Reported ``eps_k(m)`` per client, (n, R + 1); None if nothing is sparsified."""
+        """Reported ``eps_k(m)`` per client, (n, R + 1); None if nothing is sparsified.
+
+        A client whose update is not finite reports no error (it will not send).
+        """
         if not self.compressor.sparsifies:
             return None
         out = np.zeros((len(updates), self.alloc_rank + 1))
         for i, u in enumerate(updates):
+            if not u.finite:
+                continue
             e = self.compressor.error_profile(u, state)
             out[i, : len(e)] = e  # ranks above the client's own lose nothing
         return out
@@ -626,35 +682,116 @@ def build_simulation(sc: Scenario, offline: bool = True) -> Simulation:
     return Simulation(prep.scenario, prep)
 
 
-def default_observers(sc: Scenario, folder: Path | None, progress: bool,
+def default_observers(sc: Scenario, writer: Any, progress: bool,
                       save_adapter: bool = True) -> list[Observer]:
-    """Results folder (when ``folder``), logging, the scenario's loggers, a progress bar."""
+    """Results folder (when ``writer``), logging, the scenario's loggers, a progress bar."""
     from wirelessfl.observers import LOGGERS, LoggingObserver, ProgressObserver, ResultsObserver
-    from wirelessfl.results import ResultsWriter
 
     out: list[Observer] = []
-    if folder is not None:
-        out.append(ResultsObserver(ResultsWriter(folder, overwrite=True), save_adapter))
+    if writer is not None:
+        out.append(ResultsObserver(writer, save_adapter))
     out.append(LoggingObserver())
-    out.extend(LOGGERS[name](folder) for name in sc.output.loggers)
+    out.extend(LOGGERS[name](writer.path if writer is not None else None)
+               for name in sc.output.loggers)
     if progress:
         out.append(ProgressObserver())
     return out
 
 
-def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
-                 out_dir: Path | None = None,
-                 observers: Sequence[Observer] = ()) -> tuple[Path, dict[str, Any]]:
-    """Build, check the output folder, run and plot; return (folder, summary)."""
-    from wirelessfl.results import check_output_dir
+def _finish(sc: Scenario, path: Path) -> None:
+    """What follows ``summary.json``: the plots, then the checkpoint is no longer needed."""
+    from wirelessfl.checkpoint import CHECKPOINT
 
-    path = out_dir if out_dir is not None else sc.output_dir
-    check_output_dir(path, overwrite)  # before the (slow) build: fail fast
-    sim = build_simulation(sc)
-    obs = [*default_observers(sim.sc, path, progress, sc.output.save_adapter), *observers]
-    summary = sim.run(obs)
     if sc.output.plots:
         from wirelessfl.plotting import plot_run
 
         plot_run(path)
+    (path / CHECKPOINT).unlink(missing_ok=True)
+
+
+def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
+                 out_dir: Path | None = None, observers: Sequence[Observer] = (),
+                 resume: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Build, check the output folder, run (checkpointing every round) and plot.
+
+    With ``resume``, continue the unfinished run in the folder from its checkpoint
+    (:func:`resume_run`). Returns (folder, summary).
+    """
+    import shutil
+
+    from wirelessfl import checkpoint as ckpt
+    from wirelessfl.results import ResultsWriter, RunLock, check_output_dir
+
+    path = out_dir if out_dir is not None else sc.output_dir
+    if resume:
+        return resume_run(sc, path, progress, observers)
+    check_output_dir(path, overwrite)  # before the (slow) build: fail fast
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(path)  # one writer per folder, from before the build on
+    try:
+        sim = build_simulation(sc)
+    except BaseException:
+        lock.release()
+        if created:  # nothing of ours is left behind by a scenario that did not build
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    try:
+        writer = ResultsWriter(path, overwrite=True, lock=lock)
+        obs = [*default_observers(sim.sc, writer, progress, sc.output.save_adapter),
+               *observers]
+        user = sc.model_dump(mode="json")
+        summary = sim.run(obs, checkpoint=lambda loop: ckpt.save(path, sim, loop,
+                                                                writer.snapshot(), user))
+        _finish(sc, path)
+    finally:
+        lock.release()  # also when the run fails: an in-process caller may resume it
+    return path, summary
+
+
+def resume_run(sc: Scenario, path: Path, progress: bool = True,
+               observers: Sequence[Observer] = ()) -> tuple[Path, dict[str, Any]]:
+    """Continue the run in ``path`` from its checkpoint; finish a finished one's plots.
+
+    ``sc`` must be the scenario the run was started with (a different one is refused,
+    naming the first differing key). The simulation is rebuilt from the resolved
+    scenario stored in the checkpoint (the controller's offline stage is not rerun),
+    the tables are cut back to the checkpoint's round, and the rounds go on.
+    """
+    import json
+
+    from wirelessfl import checkpoint as ckpt
+    from wirelessfl.errors import OutputError
+    from wirelessfl.results import ResultsWriter, RunLock
+    from wirelessfl.sweeper import first_difference
+
+    if (path / "summary.json").is_file():
+        lock = RunLock(path)
+        try:
+            if sc.output.plots and not (path / "plots").is_dir():
+                _finish(sc, path)
+        finally:
+            lock.release()
+        return path, json.loads((path / "summary.json").read_text())
+    if not (path / ckpt.CHECKPOINT).is_file():
+        raise OutputError("--resume", f"{str(path)!r} holds no checkpoint to resume from; "
+                          "run without --resume (with --overwrite if the folder holds files)")
+    lock = RunLock(path)
+    try:
+        data = ckpt.read(path)
+        diff = first_difference(data["input"], sc.model_dump(mode="json"))
+        if diff:
+            raise OutputError("--resume", f"the scenario differs from the one the run in "
+                              f"{str(path)!r} was started with, at {diff}")
+        resolved = Scenario.model_validate(data["scenario"])
+        sim = Simulation(resolved)
+        writer = ResultsWriter(path, resume=True, lock=lock)
+        writer.restore(data["tables"])
+        obs = [*default_observers(resolved, writer, progress, sc.output.save_adapter),
+               *observers]
+        summary = sim.run(obs, checkpoint=lambda loop: ckpt.save(
+            path, sim, loop, writer.snapshot(), data["input"]), resume=data)
+        _finish(sc, path)
+    finally:
+        lock.release()
     return path, summary

@@ -1,7 +1,8 @@
 """Scenario YAML -> validated, typed :class:`Scenario`.
 
-Owns the schema (pydantic models with units in the key names), loading with
-``yaml.safe_load``, ``--set key.path=value`` overrides, JSON Schema export and the
+Owns the schema (pydantic models with units in the key names), loading with the
+bounded YAML 1.2 reader of :mod:`wirelessfl.yamlsafe`, ``--set key.path=value``
+overrides, JSON Schema export and the
 translation of validation failures into one-line :class:`ScenarioError` messages
 that name the key path and what is allowed. Knows nothing of torch or simulation:
 plug-in names (models, channels, aggregators, ...) are checked when the run is built
@@ -11,18 +12,44 @@ plug-in names (models, channels, aggregators, ...) are checked when the run is b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from wirelessfl import yamlsafe
 from wirelessfl.errors import ScenarioError
 
 
-class Section(BaseModel):
-    """A scenario section: unknown keys are errors."""
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a boolean (``bool``, ``Any``, or a union with bool)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_admits_bool(a) for a in get_args(annotation))
 
-    model_config = ConfigDict(extra="forbid")
+
+class Section(BaseModel):
+    """A scenario section: unknown keys are errors, floats are finite, and a boolean is
+    never taken for a number (``rounds: true`` is an error, not one round)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if (field is not None and isinstance(value, bool)
+                        and not _admits_bool(field.annotation)):
+                    raise _BoolError(name)
+        return data
+
+
+class _BoolError(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: a boolean is not allowed here")
 
 
 class PlugIn(BaseModel):
@@ -44,10 +71,11 @@ class Placement(Section):
     model: Literal["disk", "ring", "explicit"] = Field(
         "disk", description="disk: uniform in an annulus; ring: all at radius_m; explicit"
     )
-    radius_m: float = Field(300.0, gt=0, description="cell radius (disk, ring), metres")
-    min_distance_m: float = Field(10.0, gt=0, description="minimum BS distance (disk), m")
-    distances_m: list[float] | None = Field(
-        None, description="explicit: one distance per client, metres"
+    radius_m: float = Field(300.0, gt=0, le=10_000, description="cell radius (disk, ring), metres")
+    min_distance_m: float = Field(10.0, gt=0, le=10_000,
+        description="minimum BS distance (disk), m")
+    distances_m: list[Annotated[float, Field(gt=0, le=10_000)]] | None = Field(
+        None, description="explicit: one distance per client, metres (at most 10 km)"
     )
 
     @model_validator(mode="after")
@@ -65,12 +93,13 @@ class Mobility(Section):
     model: Literal["static", "random_waypoint"] = Field(
         "static", description="static, or constant-speed random waypoint in the cell"
     )
-    speed_mps: float = Field(1.5, gt=0, description="walking speed (random_waypoint), m/s")
-    pause_s: float = Field(0.0, ge=0, description="pause at each waypoint, seconds")
+    speed_mps: float = Field(1.5, gt=0, le=1_000,
+        description="walking speed (random_waypoint), m/s")
+    pause_s: float = Field(0.0, ge=0, le=1e6, description="pause at each waypoint, seconds")
 
 
 class Clients(Section):
-    count: int = Field(10, ge=1, description="number of clients K")
+    count: int = Field(10, ge=1, le=100_000, description="number of clients K")
     fraction: float = Field(1.0, gt=0, le=1, description="share of clients selected per round")
     selection: str = Field(
         "random", description="client selector: random | all | round_robin | channel_aware | "
@@ -81,21 +110,24 @@ class Clients(Section):
         "phone", description="compute profile (iot | phone | jetson | laptop_gpu), or a list "
         "cycled over the clients"
     )
-    local_steps: int = Field(4, ge=1, description="local optimiser steps per round")
-    batch_size: int = Field(16, ge=1, description="local mini-batch size")
-    learning_rate: float = Field(1e-3, gt=0, description="AdamW learning rate")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    local_steps: int = Field(4, ge=1, le=100_000, description="local optimiser steps per round")
+    batch_size: int = Field(16, ge=1, le=65_536, description="local mini-batch size")
+    learning_rate: float = Field(1e-3, gt=0, le=1e3, description="AdamW learning rate")
+    weight_decay: float = Field(0.0, ge=0, le=1e3, description="AdamW weight decay")
     placement: Placement = Field(default_factory=Placement)
     mobility: Mobility = Field(default_factory=Mobility)
 
 
 class Radio(Section):
-    uplink_bandwidth_hz: float = Field(20e6, gt=0, description="total FDMA uplink bandwidth B")
-    downlink_bandwidth_hz: float = Field(20e6, gt=0, description="broadcast downlink bandwidth")
-    tx_power_dbm: float = Field(23.0, description="client transmit power")
-    bs_tx_power_dbm: float = Field(43.0, description="base-station transmit power")
-    noise_psd_dbm_hz: float = Field(-174.0, description="thermal noise power spectral density")
-    noise_figure_db: float = Field(7.0, ge=0, description="receiver noise figure")
+    uplink_bandwidth_hz: float = Field(20e6, ge=1, le=1e12,
+        description="total FDMA uplink bandwidth B")
+    downlink_bandwidth_hz: float = Field(20e6, ge=1, le=1e12,
+        description="broadcast downlink bandwidth")
+    tx_power_dbm: float = Field(23.0, ge=-100, le=100, description="client transmit power")
+    bs_tx_power_dbm: float = Field(43.0, ge=-100, le=100, description="base-station transmit power")
+    noise_psd_dbm_hz: float = Field(-174.0, ge=-250, le=0,
+        description="thermal noise power spectral density")
+    noise_figure_db: float = Field(7.0, ge=0, le=100, description="receiver noise figure")
     bits_per_value: int = Field(32, ge=1, le=64, description="bits per transmitted value q")
 
 
@@ -125,17 +157,17 @@ class Channel(Section):
 
 
 class Lora(Section):
-    rank: int = Field(8, ge=1, description="LoRA rank r")
-    alpha: float = Field(16.0, gt=0, description="LoRA alpha (scaling alpha / r)")
+    rank: int = Field(8, ge=1, le=1024, description="LoRA rank r")
+    alpha: float = Field(16.0, gt=0, le=1e6, description="LoRA alpha (scaling alpha / r)")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] = Field(
         default_factory=lambda: ["query", "value"], min_length=1,
         description="module names to adapt (each must name modules of the model)"
     )
-    client_ranks: list[int] | None = Field(
+    client_ranks: list[Annotated[int, Field(ge=1, le=1024)]] | None = Field(
         None, description="heterogeneous ranks: one per client (default: rank for all)"
     )
-    rank_by_device: dict[str, int] | None = Field(
+    rank_by_device: dict[str, Annotated[int, Field(ge=1, le=1024)]] | None = Field(
         None, description="heterogeneous ranks by compute profile, e.g. {phone: 4, jetson: 8}"
     )
 
@@ -154,15 +186,18 @@ class Model(Section):
 
 class Partition(Section):
     scheme: Literal["iid", "dirichlet"] = Field("dirichlet", description="label partition")
-    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration (smaller: less IID)")
-    min_samples: int = Field(8, ge=1, description="minimum training examples per client")
+    alpha: float = Field(0.5, gt=0, le=1e6,
+        description="Dirichlet concentration (smaller: less IID)")
+    min_samples: int = Field(8, ge=1, le=1_000_000,
+        description="minimum training examples per client")
 
 
 class Synthetic(Section):
-    num_samples: int = Field(2000, ge=10, description="examples generated")
-    num_classes: int = Field(4, ge=2, description="classes")
-    vocab_size: int = Field(500, ge=16, description="token ids drawn from [1, vocab_size)")
-    signal_tokens: int = Field(4, ge=1, description="class-keyword tokens per example")
+    num_samples: int = Field(2000, ge=10, le=1_000_000, description="examples generated")
+    num_classes: int = Field(4, ge=2, le=1_000, description="classes")
+    vocab_size: int = Field(500, ge=16, le=1_000_000,
+        description="token ids drawn from [1, vocab_size)")
+    signal_tokens: int = Field(4, ge=1, le=512, description="class-keyword tokens per example")
 
 
 class Data(Section):
@@ -190,34 +225,40 @@ class Method(Section):
 
 class Controller(Section):
     latency_budget_s: float | None = Field(
-        None, gt=0, description="long-term average round-latency budget T_budget, seconds"
+        None, gt=0, le=1e9, description="long-term average round-latency budget T_budget, "
+        "seconds"
     )
 
 
 class Sim(Section):
     deadline_s: float | None = Field(
-        None, gt=0, description="per-round deadline; later clients are dropped, seconds"
+        None, gt=0, le=1e9, description="per-round deadline; later clients are dropped, "
+        "seconds"
     )
     max_upload_s: float = Field(
-        600.0, gt=0, description="an upload still running this long is an outage, seconds"
+        600.0, gt=0, le=86_400, description="an upload (or broadcast) still running this "
+        "long is an outage, seconds"
     )
     expected_latency_rounds: int = Field(
-        200, ge=1, description="timeline rounds averaged for validate's expected round latency"
+        200, ge=1, le=10_000,
+        description="timeline rounds averaged for validate's expected round latency"
     )
 
 
 class Eval(Section):
-    every: int = Field(1, ge=1, description="evaluate every this many rounds (and the last)")
-    batch_size: int = Field(64, ge=1, description="evaluation batch size")
+    every: int = Field(1, ge=1, le=1_000_000,
+        description="evaluate every this many rounds (and the last)")
+    batch_size: int = Field(64, ge=1, le=65_536, description="evaluation batch size")
     personal_examples: int = Field(
-        100, ge=1, description="per-client test examples (its training label mix) for "
+        100, ge=1, le=100_000, description="per-client test examples (its training label mix) for "
         "personalised accuracy"
     )
 
 
 class Compute(Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device")
-    torch_threads: int | None = Field(None, ge=1, description="CPU threads (default: torch's)")
+    torch_threads: int | None = Field(None, ge=1, le=1024,
+        description="CPU threads (default: torch's)")
 
 
 class Output(Section):
@@ -232,9 +273,12 @@ class Output(Section):
 class Scenario(Section):
     """A complete, validated scenario."""
 
-    name: str = Field("scenario", pattern=r"^[A-Za-z0-9_.-]+$", description="run name")
-    seed: int = Field(0, ge=0, description="the one seed every random stream derives from")
-    rounds: int = Field(10, ge=1, description="federated rounds")
+    name: str = Field("scenario", pattern=r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+                      max_length=100,
+                      description="run name (letters, digits, _ . -; not only dots)")
+    seed: int = Field(0, ge=0, le=2**63 - 1,
+        description="the one seed every random stream derives from")
+    rounds: int = Field(10, ge=1, le=1_000_000, description="federated rounds")
     clients: Clients = Field(default_factory=Clients)
     radio: Radio = Field(default_factory=Radio)
     channel: Channel = Field(default_factory=Channel)
@@ -249,6 +293,25 @@ class Scenario(Section):
 
     def cross_check(self) -> None:
         """Checks that span sections; raise :class:`ScenarioError`."""
+        pl = self.clients.placement
+        if pl.distances_m is not None and pl.model != "explicit":
+            raise ScenarioError("clients.placement.distances_m",
+                                f"is used only by placement model 'explicit' (model is "
+                                f"{pl.model!r}); drop it or set model: explicit")
+        csi = self.channel.csi
+        if csi.kind == "statistical" and (csi.error_std_db > 0 or csi.delay_s > 0):
+            raise ScenarioError("channel.csi.kind", "statistical CSI has no estimate, so "
+                                "error_std_db and delay_s do not apply; set them to 0 or use "
+                                "auto / instantaneous")
+        syn = self.data.synthetic
+        if self.data.name == "synthetic" and syn.vocab_size <= 2 + 4 * syn.num_classes:
+            raise ScenarioError("data.synthetic.vocab_size",
+                                f"must exceed {2 + 4 * syn.num_classes} for {syn.num_classes} "
+                                "classes (four keyword tokens per class, plus fillers)")
+        if ".." in Path(self.output.dir).parts:
+            raise ScenarioError("output.dir", f"{self.output.dir!r} climbs out with '..'; "
+                                "give the folder without '..' (or pass --out on the command "
+                                "line)")
         d = self.clients.placement.distances_m
         if d is not None and len(d) != self.clients.count:
             raise ScenarioError(
@@ -291,10 +354,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ScenarioError("--set", f"expected key.path=value, got {assignment!r}")
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        parsed = value
+    parsed = yamlsafe.loads(value, key=f"--set {key}")
     node = raw
     parts = key.split(".")
     for i, part in enumerate(parts[:-1]):
@@ -327,6 +387,11 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> tuple[str
     """First error of a pydantic ValidationError as ``(key_path, message)``."""
     e = err.errors()[0]
     loc = tuple(e["loc"])
+    bad_bool = (e.get("ctx") or {}).get("error")
+    if isinstance(bad_bool, _BoolError):
+        loc = (*loc, bad_bool.key)
+        e = {"type": "bool", "msg": "a boolean is not a number here; give a number",
+             "input": {}}
     key = ".".join(str(p) for p in loc)
     if prefix:
         key = f"{prefix}.{key}" if key else prefix
@@ -358,18 +423,16 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
 
 
 def load_raw(path: str | Path) -> dict[str, Any]:
-    """Read a scenario YAML file into a dict (no validation)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ScenarioError("scenario file", f"{str(p)!r} does not exist or is not a file")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ScenarioError("scenario file", f"{p}{where}: {problem}") from None
-    return raw if raw is not None else {}
+    """Read a scenario YAML file into a dict (no validation; see :mod:`wirelessfl.yamlsafe`).
+
+    An empty file, or one holding only ``{}``, is an error: a scenario that says
+    nothing is a mistake, not a request for every default.
+    """
+    raw = yamlsafe.read(path)
+    if raw is None or raw == {}:
+        raise ScenarioError("scenario file", f"{str(path)!r} is empty; a scenario needs at "
+                            "least a name (see scenarios/smoke.yaml)")
+    return raw
 
 
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:

@@ -6,7 +6,11 @@ index ``sweep.csv`` (run folder, status, error, wall time, one column per grid k
 Every combination is validated before anything runs, so a mistake in a key or a
 plug-in name stops the sweep at once (exit 2). A run that fails while running is
 recorded with its error and the others go on. Running the same sweep again skips
-the runs that finished (their ``summary.json`` exists) and redoes the rest. A finished
+the runs that finished (their ``summary.json`` exists and their ``metrics.csv`` holds
+every round), resumes the interrupted ones from their checkpoints, and runs the rest.
+Worker processes die with the sweep, however it dies (``PR_SET_PDEATHSIG`` on Linux),
+and every run folder is locked by its writer, so a rerun never interleaves rows with a
+leftover worker. A finished
 run whose resolved scenario differs from the one the sweep would run now (the YAML
 or a ``--set`` changed) stops the sweep with the first differing key, rather than
 mixing stale results into the new sweep or overwriting them.
@@ -46,14 +50,24 @@ def split_values(text: str) -> list[str]:
 
 
 def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
-    """``["key=v1,v2", ...]`` -> ``[(key, [v1, v2]), ...]``."""
-    grid = []
+    """``["key=v1,v2", ...]`` -> ``[(key, [v1, v2]), ...]``; a key or value given twice
+    is an error (it would run the same scenario twice under different names)."""
+    grid: list[tuple[str, list[str]]] = []
     for item in items:
         key, sep, values = item.partition("=")
+        key = key.strip()
         vals = split_values(values)
-        if not sep or not key.strip() or not vals:
+        if not sep or not key or not vals:
             raise ScenarioError("--grid", f"expected key.path=v1,v2,..., got {item!r}")
-        grid.append((key.strip(), vals))
+        if any(k == key for k, _ in grid):
+            raise ScenarioError("--grid", f"{key} is given twice; list all its values in one "
+                                f"--grid {key}=v1,v2,...")
+        if len(set(vals)) != len(vals):
+            raise ScenarioError("--grid", f"{key} lists a value twice: {', '.join(vals)}")
+        if key == "output.dir" or key.startswith("output.dir."):
+            raise ScenarioError("--grid", "the sweep gives every run its own folder under "
+                                "--out; output.dir cannot vary")
+        grid.append((key, vals))
     return grid
 
 
@@ -100,22 +114,64 @@ def check_finished(path: Path, sc: Any) -> None:
                           f"at {diff}; pass another --out or delete that run folder")
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the kernel kills this process when the sweep process dies
+    (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so no worker outlives a killed sweep."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the sweep died before the call above
+        os._exit(1)
+
+
+def is_done(path: Path) -> bool:
+    """A finished run: its ``summary.json`` says so and ``metrics.csv`` holds every round."""
+    import json
+
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+        with (path / "metrics.csv").open(newline="") as fh:
+            rows = sum(1 for _ in csv.reader(fh)) - 1
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and rows == summary.get("rounds")
+
+
 def _run_one(scenario: str, overrides: list[str], out_dir: str, threads: int) -> dict[str, Any]:
-    """Worker: run one combination; never raises."""
+    """Worker: run one combination (resuming it from its checkpoint); never raises."""
     t0 = time.perf_counter()
     try:
         import torch
 
         torch.set_num_threads(threads)
+        from wirelessfl.checkpoint import CHECKPOINT
         from wirelessfl.runner import run_scenario
         from wirelessfl.scenario import load_scenario
 
         sc = load_scenario(scenario, overrides)
-        run_scenario(sc, overwrite=True, progress=False, out_dir=Path(out_dir))
-        return {"status": "done", "error": "", "wall_s": time.perf_counter() - t0}
+        path = Path(out_dir)
+        resume = (path / CHECKPOINT).is_file() and not (path / "summary.json").is_file()
+        run_scenario(sc, overwrite=not resume, progress=False, out_dir=path, resume=resume)
+        return {"status": "resumed" if resume else "done", "error": "",
+                "wall_s": time.perf_counter() - t0}
     except Exception as exc:  # noqa: BLE001  (recorded in the index, the sweep goes on)
         msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
         return {"status": "failed", "error": msg, "wall_s": time.perf_counter() - t0}
+
+
+def _summary_wall(path: Path) -> float:
+    """The host time a finished run took (from its summary), seconds."""
+    import json
+
+    try:
+        return float(json.loads((path / "summary.json").read_text()).get("wall_time_s", 0.0))
+    except (OSError, ValueError, TypeError):
+        return 0.0
 
 
 def write_index(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -135,14 +191,23 @@ def run_sweep(scenario: str, grid_items: list[str], sets: list[str], jobs: int,
 
     grid = parse_grid(grid_items)
     combos = combinations(grid)
+    if any(a.split("=", 1)[0].strip() == "output.dir" for a in sets):
+        raise ScenarioError("--set", "the sweep gives every run its own folder under --out; "
+                            "pass --out instead of output.dir")
     base = load_scenario(scenario, sets)
     out = out or Path("results") / "sweeps" / base.name
     plans = []
+    names: dict[str, list[tuple[str, str]]] = {}
     for combo in combos:
         overrides = [*sets, *(f"{k}={v}" for k, v in combo)]
         sc = load_scenario(scenario, overrides)  # user mistakes stop here, before any run
         build.check(sc)
-        path = out / run_name(combo)
+        name = run_name(combo)
+        if name in names:
+            raise ScenarioError("--grid", f"{names[name]} and {combo} give the same run "
+                                f"folder {name!r}; use values that differ in letters or digits")
+        names[name] = combo
+        path = out / name
         if (path / "summary.json").is_file():
             check_finished(path, sc)
         plans.append((combo, overrides, path))
@@ -153,31 +218,44 @@ def run_sweep(scenario: str, grid_items: list[str], sets: list[str], jobs: int,
     for combo, overrides, path in plans:
         row = {"run": path.name, "status": "pending", "error": "", "wall_s": 0.0,
                **{k: v for k, v in combo}}
-        if (path / "summary.json").is_file():
+        if is_done(path):
             row["status"] = "skipped (done)"
+            row["wall_s"] = _summary_wall(path)
         else:
             todo.append((combo, overrides, path))
         rows[path.name] = row
     index = out / "sweep.csv"
     write_index(index, list(rows.values()))
 
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=f"sweep {out.name}",
+               unit="run", disable=not progress, dynamic_ncols=True)
+
     def record(path: Path, result: dict[str, Any]) -> None:
         rows[path.name].update(result)
         write_index(index, list(rows.values()))
-        if progress:
-            print(f"[{sum(r['status'] not in ('pending',) for r in rows.values())}/"
-                  f"{len(rows)}] {path.name}: {result['status']} "
-                  f"({result['wall_s']:.1f} s){' ' + result['error'] if result['error'] else ''}",
-                  flush=True)
+        bar.update(1)
+        bar.set_postfix_str(f"{path.name}: {result['status']}", refresh=True)
+        if result["error"]:
+            bar.write(f"{path.name}: {result['status']}: {result['error']}")
 
     if jobs <= 1:
         for _, overrides, path in todo:
             record(path, _run_one(scenario, overrides, str(path), threads))
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                 initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_run_one, scenario, ov, str(p), threads): p
                        for _, ov, p in todo}
             for fut in as_completed(futures):
-                record(futures[fut], fut.result())
+                try:
+                    result = fut.result()
+                except Exception as exc:  # noqa: BLE001  (a worker killed from outside)
+                    result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                              "wall_s": 0.0}
+                record(futures[fut], result)
+    bar.close()
     return out, list(rows.values())

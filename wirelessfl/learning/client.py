@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -45,6 +46,12 @@ class ClientUpdate:
     train_loss: float
     rank: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def finite(self) -> bool:
+        """Whether the loss and every trained value are finite (a diverged client is not)."""
+        return bool(np.isfinite(self.train_loss)
+                    and all(bool(torch.isfinite(t).all()) for t in self.state.values()))
 
 
 class LocalTrainer:

@@ -126,6 +126,16 @@ class _BlockGains:
 def play_round(plan: RoundPlan, channel: Channel) -> RoundOutcome:
     """Play one round on ``channel`` and return per-client finish times."""
     n = len(plan.links)
+    if not plan.downlink_s <= plan.max_upload_s:  # inf and NaN included
+        # the broadcast cannot finish: the same outage rule as an upload; nobody trains
+        give_up = plan.max_upload_s
+        if plan.deadline_s is not None:
+            give_up = min(give_up, plan.deadline_s)
+        end = plan.start_s + give_up
+        return RoundOutcome(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool),
+                            ["downlink_outage"] * n, float(end),
+                            [{"client": int(k), "phase": "outage", "start_s": plan.start_s,
+                              "end_s": float(end)} for k in plan.links])
     env = simpy.Environment(initial_time=plan.start_s)
     gains = _BlockGains(channel)
     upload_start = np.full(n, np.nan)
@@ -153,6 +163,8 @@ def play_round(plan: RoundPlan, channel: Channel) -> RoundOutcome:
         while remaining > 0:
             t = env.now
             rate = float(shannon_rate_bps(b, plan.c_hz[i] * gains.at_block(j)[plan.links[i]]))
+            if not rate >= 0:  # a NaN rate never delivers a bit
+                rate = 0.0
             step_end = min(gains.block_end(j), give_up)
             if rate > 0 and rate * (step_end - t) >= remaining:
                 yield env.timeout(remaining / rate)
