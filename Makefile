@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,data]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,data,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the quickstart scenario and write its plots
@@ -24,6 +24,7 @@ test-all: $(STAMP)  ## every test, the slow end-to-end ones included
 
 bench: $(STAMP)  ## benchmarks -> results/bench/
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_ray.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check wirelessfl channels tests scripts docs/examples

@@ -111,3 +111,21 @@ def test_fedit_aggregator_weights_by_samples_and_logs_covariance():
     # identical clients: no covariance error
     _, m2 = FedIT().aggregate(glob, [ups[0], ClientUpdate(1, 5, ups[0].state, 0.0)])
     assert m2["fedit_cov_rel"] == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("k, r, d_out, d_in", [(2, 2, 16, 12), (40, 4, 16, 12),
+                                               (5, 3, 6, 40), (30, 8, 64, 64)])
+def test_stacked_frobenius_both_sides_equal_the_gram_formula(k, r, d_out, d_in):
+    """Either branch (Grams when rK is small, the d_out x d_in product otherwise) equals
+    the rK x rK Gram formula it replaced, and the dense sum."""
+    g = torch.Generator().manual_seed(k * 100 + r)
+    a = [torch.randn(r, d_in, generator=g, dtype=torch.float64) for _ in range(k)]
+    b = [torch.randn(d_out, r, generator=g, dtype=torch.float64) for _ in range(k)]
+    w = torch.rand(k, generator=g, dtype=torch.float64)
+    w = w / w.sum()
+    b_s = torch.cat(b, dim=1)
+    a_s = torch.cat([wk * ak for wk, ak in zip(w, a, strict=True)], dim=0)
+    gram = float(torch.trace((b_s.T @ b_s) @ (a_s @ a_s.T)).sqrt())
+    dense = float(sum(wk * bk @ ak for wk, ak, bk in zip(w, a, b, strict=True)).norm())
+    got = float(stacked_frobenius(b, a, w))
+    assert got == pytest.approx(gram, rel=1e-10) and got == pytest.approx(dense, rel=1e-10)

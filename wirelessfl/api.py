@@ -204,7 +204,10 @@ def run(scenario: Any, *, output: str | Path | None = DEFAULT, overwrite: bool =
         return load(folder)
     memory = MemoryObserver()
     sim = build_simulation(sc)
-    sim.run([*default_observers(sim.sc, None, progress), memory, *observers])
+    try:
+        sim.run([*default_observers(sim.sc, None, progress), memory, *observers])
+    finally:
+        sim.close()
     return Run(memory.config, _frame(memory.metrics), _frame(memory.clients), memory.summary,
                memory.events, {k: _frame(v) for k, v in memory.tables.items()}, None,
                memory.state)

@@ -175,7 +175,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from wirelessfl.sweeper import run_sweep
 
     out, rows = run_sweep(args.scenario, args.grid, args.overrides, args.jobs,
-                          Path(args.out) if args.out else None, progress=not args.quiet)
+                          Path(args.out) if args.out else None, progress=_progress(args),
+                          backend=args.backend, address=args.address,
+                          resources=args.resources)
     failed = [r for r in rows if r["status"] == "failed"]
     print(f"sweep: {len(rows)} runs, {len(failed)} failed; index {out / 'sweep.csv'}")
     return 1 if failed else 0
@@ -320,6 +322,12 @@ def make_parser() -> argparse.ArgumentParser:
                    help="a key and its values (repeatable; the product is run)")
     p.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
     p.add_argument("--out", help="sweep folder (default: results/sweeps/<name>)")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local worker processes (--jobs), or Ray tasks (needs the [ray] extra)")
+    p.add_argument("--address", help="ray: address of a running cluster (default: start a "
+                   "local Ray)")
+    p.add_argument("--resources", help="ray: per run, e.g. CPU=2,GPU=0.5 (default: "
+                   "compute.torch_threads or 1 CPU; 1 GPU with compute.device: cuda)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("channels", help="list channel and path-loss models with parameters")

@@ -158,6 +158,16 @@ def split_data(sc: Scenario, data: TokenData) -> ClientShards:
 
 
 @dataclass
+class TrainJob:
+    """One client's local round to train: who, when, its rank and its start state."""
+
+    client: int
+    round: int
+    rank: int
+    start: State
+
+
+@dataclass
 class PlayedRound:
     """Everything one round produced: the new global state and what is logged about it.
 
@@ -190,6 +200,8 @@ class Simulation:
     scenario : Scenario
         A validated scenario.
     """
+
+    pool: Any = None  # the training pool of compute.backend (None: this process)
 
     def __init__(self, scenario: Scenario, preparation: Preparation | None = None) -> None:
         sc = self.sc = scenario
@@ -403,6 +415,7 @@ class Simulation:
             start.events.append({"round": -1, "event": "warning", "message": warning})
         for o in observers:
             o.on_start(start)
+        self.open_pool()  # closed below, or by the caller (close()) when a round raises
         for t in range(first, sc.rounds):
             r = self._play_round(t, state, t_now, queue.value, sampling)
             state = r.state
@@ -459,6 +472,7 @@ class Simulation:
                             "best_acc": best_acc, "wall": wall, "aggregated": aggregated,
                             "wall_time_s": wall_before + time.perf_counter() - wall0})
 
+        self.close()
         set_state(self.model, state)
         summary = {
             "name": sc.name,
@@ -501,7 +515,7 @@ class Simulation:
         # a broadcast longer than the outage rule allows is an outage (the timeline drops
         # everyone); the controller plans with the time the server gives up at
         dl_plan = dl_s if dl_s <= sc.sim.max_upload_s else sc.sim.max_upload_s
-        updates = [self._train(state, int(k), t) for k in sel]
+        updates = self._train_round(state, sel, t)
         compute_s = self.compute_s[sel]
         fading = fading_all[sel]
         faulty = np.array([not u.finite for u in updates], dtype=bool)
@@ -588,15 +602,42 @@ class Simulation:
                                               self.sc.eval.batch_size)[0])
         return float(np.mean(accs))
 
-    def _train(self, state: State, k: int, t: int):
-        """Client k's local round: its start state from the aggregator, then training."""
-        seed, r = self.sc.seed, int(self.ranks[k])
-        gen = torch.Generator().manual_seed(seeding.int_seed(seed, "client", k, t, 2))
-        start = self.aggregator.client_state(state, k, r, gen)
-        return self.trainer.train(k, self.shards.train[k], start,
+    def _train_round(self, state: State, sel: np.ndarray, t: int) -> list[Any]:
+        """The selected clients' local rounds: start states from the aggregator (here),
+        training on the pool (this process, or Ray actors); updates in ``sel``'s order."""
+        jobs = []
+        for k in sel:
+            k, r = int(k), int(self.ranks[k])
+            gen = torch.Generator().manual_seed(seeding.int_seed(self.sc.seed, "client", k,
+                                                                 t, 2))
+            jobs.append(TrainJob(k, t, r, self.aggregator.client_state(state, k, r, gen)))
+        if self.pool is None:
+            return [self.train_job(j) for j in jobs]
+        return self.pool.train(jobs)
+
+    def train_job(self, job: TrainJob) -> Any:
+        """Train one client from its start state (seeded by client and round)."""
+        seed, k, t = self.sc.seed, job.client, job.round
+        return self.trainer.train(k, self.shards.train[k], job.start,
                                   seeding.rng(seed, "client", k, t),
-                                  seeding.int_seed(seed, "client", k, t, 1), rank=r,
-                                  grad_mask=self._masks.get(r))
+                                  seeding.int_seed(seed, "client", k, t, 1), rank=job.rank,
+                                  grad_mask=self._masks.get(job.rank))
+
+    def open_pool(self) -> None:
+        """Start the training pool the scenario asks for (``compute.backend``)."""
+        if self.sc.compute.backend == "ray" and self.pool is None:
+            from wirelessfl.backends.ray import RayPool
+
+            self.pool = RayPool(self, self.sc.compute.ray_address, self.sc.compute.ray_actors)
+
+    def close(self) -> None:
+        """Stop the training pool, if any (and a Ray this process started)."""
+        if self.pool is not None:
+            from wirelessfl.backends import ray as ray_backend
+
+            self.pool.close()
+            self.pool = None
+            ray_backend.stop()
 
     def save_adapter(self, state: State, path: Path) -> None:
         """Write the final global model as a peft adapter over the pristine base.
@@ -745,6 +786,7 @@ def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
                                                                 writer.snapshot(), user))
         _finish(sc, path)
     finally:
+        sim.close()
         lock.release()  # also when the run fails: an in-process caller may resume it
     return path, summary
 
@@ -793,5 +835,7 @@ def resume_run(sc: Scenario, path: Path, progress: bool = True,
             path, sim, loop, writer.snapshot(), data["input"]), resume=data)
         _finish(sc, path)
     finally:
+        if "sim" in locals():
+            sim.close()
         lock.release()
     return path, summary

@@ -259,6 +259,15 @@ class Compute(Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="torch device")
     torch_threads: int | None = Field(None, ge=1, le=1024,
         description="CPU threads (default: torch's)")
+    backend: Literal["local", "ray"] = Field(
+        "local", description="where clients train: local (this process) | ray (a pool of "
+        "Ray actors; needs the [ray] extra)")
+    ray_address: str | None = Field(
+        None, description="ray backend: address of a running Ray cluster (default: start a "
+        "local one)")
+    ray_actors: int | None = Field(
+        None, ge=1, le=10_000, description="ray backend: training actors (default: the "
+        "cluster's CPUs / torch_threads)")
 
 
 class Output(Section):

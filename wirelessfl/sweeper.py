@@ -183,11 +183,86 @@ def write_index(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)  # atomic: a crash never leaves a half-written index
 
 
+def parse_resources(text: str | None) -> dict[str, float]:
+    """``"CPU=2,GPU=0.5"`` -> ``{"CPU": 2.0, "GPU": 0.5}`` (one-line errors)."""
+    if not text:
+        return {}
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip().upper()
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = -1.0
+        if not sep or key not in ("CPU", "GPU") or not 0 < amount <= 10_000:
+            raise ScenarioError("--resources", f"expected CPU=n,GPU=g with positive numbers "
+                                f"(fractions allowed), got {item!r}")
+        out[key] = amount
+    return out
+
+
+def _sweep_on_ray(scenario: str, todo: list[Any], base: Any, wanted: dict[str, float],
+                  address: str | None, record: Any) -> None:
+    """Each combination as a Ray task; results recorded as they finish.
+
+    A task whose worker dies is retried once by Ray (resuming from the run's
+    checkpoint when the folder is shared); after that the run is marked failed with
+    the error and the others go on.
+    """
+    import socket
+
+    from wirelessfl.backends import ray as ray_backend
+    from wirelessfl.checkpoint import CHECKPOINT
+
+    ray = ray_backend.start(address)
+    cpus = wanted.get("CPU", float(base.compute.torch_threads or 1))
+    gpus = wanted.get("GPU", 1.0 if base.compute.device == "cuda" else 0.0)
+    task = ray.remote(ray_backend.sweep_task).options(num_cpus=cpus, num_gpus=gpus,
+                                                      max_retries=1, retry_exceptions=False)
+    text = Path(scenario).read_text()
+    host, cwd = socket.gethostname(), os.getcwd()
+    pending = {}
+    try:
+        for _, overrides, path in todo:
+            seed = (ray_backend.pack(path) if (path / CHECKPOINT).is_file() else None)
+            ref = task.remote(text, overrides, str(path.resolve()), host,
+                              max(1, int(cpus)), seed, cwd)
+            pending[ref] = path
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            path = pending.pop(done[0])
+            try:
+                result, folder = ray.get(done[0])
+            except Exception as exc:  # noqa: BLE001  (a worker died twice, a node was lost)
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                result, folder = {"status": "failed", "error": f"{type(exc).__name__}: "
+                                  f"{msg}"[:500], "wall_s": 0.0}, None
+            if folder:
+                ray_backend.unpack(folder, path)
+            record(path, result)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        ray_backend.stop()
+
+
 def run_sweep(scenario: str, grid_items: list[str], sets: list[str], jobs: int,
-              out: Path | None, progress: bool = True) -> tuple[Path, list[dict[str, Any]]]:
-    """Validate every combination, run the unfinished ones, write ``sweep.csv``."""
+              out: Path | None, progress: bool = True, backend: str = "local",
+              address: str | None = None,
+              resources: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Validate every combination, run the unfinished ones, write ``sweep.csv``.
+
+    ``backend="ray"`` runs each combination as a Ray task (``address``: an existing
+    cluster; default a local Ray) with ``resources`` (default: ``compute.torch_threads``
+    or 1 CPU, and 1 GPU when ``compute.device`` is cuda).
+    """
     from wirelessfl import build
     from wirelessfl.scenario import load_scenario
+
+    if backend not in ("local", "ray"):
+        raise ScenarioError("--backend", f"unknown backend {backend!r}; available: local, ray")
+    wanted = parse_resources(resources)
 
     grid = parse_grid(grid_items)
     combos = combinations(grid)
@@ -240,7 +315,9 @@ def run_sweep(scenario: str, grid_items: list[str], sets: list[str], jobs: int,
         if result["error"]:
             bar.write(f"{path.name}: {result['status']}: {result['error']}")
 
-    if jobs <= 1:
+    if backend == "ray" and todo:
+        _sweep_on_ray(scenario, todo, base, wanted, address, record)
+    elif jobs <= 1:
         for _, overrides, path in todo:
             record(path, _run_one(scenario, overrides, str(path), threads))
     else:

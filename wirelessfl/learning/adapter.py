@@ -6,10 +6,26 @@ tensors into the one model's parameters; no model is ever copied per client.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
 State = dict[str, torch.Tensor]
+
+# name -> parameter of each model, looked up once: a run swaps client states thousands
+# of times per round at scale, and ``named_parameters`` walks every module each time
+_PARAMS: weakref.WeakKeyDictionary[nn.Module, dict[str, nn.Parameter]] = (
+    weakref.WeakKeyDictionary())
+
+
+def parameters_by_name(model: nn.Module) -> dict[str, nn.Parameter]:
+    """``dict(model.named_parameters())``, cached per model (parameters never change
+    identity here: states are copied into them in place)."""
+    params = _PARAMS.get(model)
+    if params is None:
+        params = _PARAMS[model] = dict(model.named_parameters())
+    return params
 
 
 def trainable_names(model: nn.Module) -> list[str]:
@@ -19,7 +35,7 @@ def trainable_names(model: nn.Module) -> list[str]:
 
 def get_state(model: nn.Module, names: list[str] | None = None) -> State:
     """Detached CPU float32 copies of the trainable tensors."""
-    params = dict(model.named_parameters())
+    params = parameters_by_name(model)
     names = names if names is not None else trainable_names(model)
     return {n: params[n].detach().to("cpu", torch.float32, copy=True) for n in names}
 
@@ -27,7 +43,7 @@ def get_state(model: nn.Module, names: list[str] | None = None) -> State:
 @torch.no_grad()
 def set_state(model: nn.Module, state: State) -> None:
     """Copy ``state`` into the model's parameters in place."""
-    params = dict(model.named_parameters())
+    params = parameters_by_name(model)
     for n, t in state.items():
         params[n].copy_(t)
 

@@ -28,16 +28,21 @@ from wirelessfl.learning.client import ClientUpdate
 
 def stacked_frobenius(bs: list[torch.Tensor], as_: list[torch.Tensor],
                       w: torch.Tensor) -> torch.Tensor:
-    """``||sum_k w_k B_k A_k||_F`` without forming any d_out x d_in matrix.
+    """``||sum_k w_k B_k A_k||_F``, exactly, at a cost linear in the number of clients K.
 
-    With ``B_s = [B_1 .. B_K]`` (d_out x R) and ``A_s = [w_1 A_1; ..; w_K A_K]``
-    (R x d_in), ``sum w_k B_k A_k = B_s A_s`` and
-    ``||B_s A_s||_F^2 = trace((B_s^T B_s)(A_s A_s^T))``.
+    With ``B_s = [B_1 .. B_K]`` (d_out x rK) and ``A_s = [w_1 A_1; ..; w_K A_K]``
+    (rK x d_in), ``sum w_k B_k A_k = B_s A_s``. The smaller side is used: when
+    ``rK <= min(d_out, d_in)``, ``||B_s A_s||_F^2 = trace((B_s^T B_s)(A_s A_s^T))``
+    through two rK x rK Gram matrices; otherwise the d_out x d_in product
+    ``B_s A_s`` itself (O(K r d_out d_in) time, O(d_out d_in) memory), never the
+    rK x rK Grams, whose cost grows as K^2 to K^3.
     """
     b_s = torch.cat([b.to(torch.float64) for b in bs], dim=1)
     a_s = torch.cat([wk * a.to(torch.float64) for wk, a in zip(w, as_, strict=True)], dim=0)
-    val = torch.trace((b_s.T @ b_s) @ (a_s @ a_s.T))
-    return val.clamp_min(0).sqrt()
+    if b_s.shape[1] <= min(b_s.shape[0], a_s.shape[1]):
+        val = torch.trace((b_s.T @ b_s) @ (a_s @ a_s.T)).clamp_min(0).sqrt()
+        return val
+    return torch.linalg.matrix_norm(b_s @ a_s)
 
 
 def covariance_error(bs: list[torch.Tensor], as_: list[torch.Tensor],

@@ -1,0 +1,1 @@
+"""Execution backends beyond one local process (Ray); imported only when asked for."""
