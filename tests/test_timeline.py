@@ -22,8 +22,9 @@ class Scripted(Channel):
     def reset(self, n_links, rng):
         self.n_links = n_links
 
-    def gains(self, times_s):
-        return self.blocks[:, self.block_index(np.asarray(times_s))]
+    def gains(self, times_s):  # defined at every t >= 0: the last block holds
+        idx = np.minimum(self.block_index(np.asarray(times_s)), self.blocks.shape[1] - 1)
+        return self.blocks[:, idx]
 
 
 def plan(bits, c=1e6, b=1e6, compute=0.0, dl=0.0, start=0.0, deadline=None, max_up=600.0):
