@@ -23,12 +23,14 @@ SPEED_OF_LIGHT_M_S = 299_792_458.0
 
 class JakesParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_doppler_hz: float | None = Field(None, gt=0, description="f_d; or speed + carrier")
-    speed_mps: float | None = Field(None, gt=0, description="terminal speed v, m/s")
-    carrier_frequency_hz: float = Field(3.5e9, gt=0, description="f_c (with speed_mps)")
+    max_doppler_hz: float | None = Field(None, gt=0, le=1e5,
+                                         description="f_d; or speed + carrier")
+    speed_mps: float | None = Field(None, gt=0, le=1_000, description="terminal speed v, m/s")
+    carrier_frequency_hz: float = Field(3.5e9, gt=0, le=1e12,
+                                        description="f_c (with speed_mps)")
     num_sinusoids: int = Field(64, ge=8, le=4096, description="paths N of the sum")
     time_resolution_s: float | None = Field(
-        None, gt=0, description="step over which the simulator holds the gain (default Tc/20)"
+        None, ge=1e-6, description="step over which the simulator holds the gain (default Tc/20)"
     )
 
     @model_validator(mode="after")

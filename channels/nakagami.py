@@ -11,7 +11,7 @@ from channels.block import BlockFading
 
 class NakagamiParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    coherence_time_s: float = Field(0.1, gt=0, description="block length, seconds")
+    coherence_time_s: float = Field(0.1, ge=1e-6, le=1e6, description="block length, seconds")
     m: float = Field(2.0, ge=0.5, description="shape m >= 1/2 (m = 1: Rayleigh)")
 
 

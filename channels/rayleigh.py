@@ -12,7 +12,7 @@ from channels.law import exponential_nodes
 
 class RayleighParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    coherence_time_s: float = Field(0.1, gt=0, description="block length, seconds")
+    coherence_time_s: float = Field(0.1, ge=1e-6, le=1e6, description="block length, seconds")
 
 
 @register_channel("rayleigh")

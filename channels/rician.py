@@ -11,7 +11,7 @@ from channels.block import BlockFading
 
 class RicianParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    coherence_time_s: float = Field(0.1, gt=0, description="block length, seconds")
+    coherence_time_s: float = Field(0.1, ge=1e-6, le=1e6, description="block length, seconds")
     k_factor_db: float | None = Field(None, description="K = LOS / scatter power, dB")
     k_factor: float | None = Field(None, ge=0, description="K as a linear ratio")
 

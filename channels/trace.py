@@ -69,6 +69,8 @@ def read_trace(path: str | Path) -> tuple[float, np.ndarray]:
     steps = np.diff(times)
     if not np.allclose(steps, steps[0], rtol=1e-6):
         raise ValueError(f"trace {p.name}: sample times must be equally spaced")
+    if steps[0] < 1e-6:
+        raise ValueError(f"trace {p.name}: samples {steps[0]:.3g} s apart; at least 1e-6 s")
     gains = np.full((len(links), len(times)), np.nan)
     gains[arr[:, 1].astype(int), np.searchsorted(times, arr[:, 0])] = 10 ** (arr[:, 2] / 10)
     if not np.all(np.isfinite(gains) & (gains > 0)):  # e.g. gain_db of -1e6 underflows

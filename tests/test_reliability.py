@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+import torch  # noqa: F401  (imported up front: the time limits count validation, not imports)
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -240,7 +241,6 @@ def test_fuzzed_scenarios_exit_0_or_2_with_one_line(tmp_path_factory, mutations,
 
 
 def test_a_non_finite_update_is_dropped_and_logged(tiny_raw, tmp_path, monkeypatch):
-    import torch
 
     import wirelessfl
     from wirelessfl.learning.client import LocalTrainer
@@ -333,3 +333,15 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(tiny_raw, tmp_path, capsys,
     monkeypatch.setattr(ResultsWriter, "append_rows", real)
     assert main(["run", path, "--out", str(run), "-q", "--resume"]) == 0
     assert len((run / "metrics.csv").read_text().splitlines()) == 1 + tiny_raw["rounds"]
+
+
+@pytest.mark.parametrize("fading, key", [
+    ({"model": "rayleigh", "coherence_time_s": 1e-300}, "channel.fading.coherence_time_s"),
+    ({"model": "jakes", "speed_mps": 1e300}, "channel.fading.speed_mps"),
+    ({"model": "jakes", "max_doppler_hz": 100, "time_resolution_s": 1e-300},
+     "channel.fading.time_resolution_s"),
+])
+def test_channel_time_scales_are_bounded(tmp_path, capsys, fading, key):
+    raw = copy.deepcopy(TINY)
+    raw["channel"] = {"fading": fading}
+    one_line_error(capsys, ["validate", write(tmp_path, raw)], key)

@@ -109,6 +109,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from wirelessfl.scenario import load_scenario
 
     sc = load_scenario(args.scenario, args.overrides)  # before torch is imported: fast errors
+    from wirelessfl import build
+
+    build.device_profiles(sc)  # the radio side needs no torch either
+    build.build_cell(sc)
     from wirelessfl.runner import build_simulation
 
     sim = build_simulation(sc, offline=args.offline)
