@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,8 +48,9 @@ def ray_startup(repeats: int) -> dict:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True).stdout.split()
         rows.append([float(x) for x in out[-3:]])
-    med = sorted(rows)[len(rows) // 2]
-    return {"init_s": med[0], "first_task_s": med[1], "shutdown_s": med[2]}
+    return {"init_s": statistics.median(r[0] for r in rows),
+            "first_task_s": statistics.median(r[1] for r in rows),
+            "shutdown_s": statistics.median(r[2] for r in rows)}
 
 
 def client_backend(sizes: list[int], repeats: int) -> dict:
@@ -61,6 +63,8 @@ def client_backend(sizes: list[int], repeats: int) -> dict:
              _node_ip_address="127.0.0.1", log_to_driver=False)
     out = {}
     try:
+        for backend in ("local", "ray"):  # warm-up: imports and first-touch costs
+            wirelessfl.run(scenario(sizes[0], backend), output=None)
         for k in sizes:
             times = {"local": [], "ray": []}
             for _ in range(repeats):
@@ -68,7 +72,7 @@ def client_backend(sizes: list[int], repeats: int) -> dict:
                     t0 = time.perf_counter()
                     wirelessfl.run(scenario(k, backend), output=None)
                     times[backend].append(time.perf_counter() - t0)
-            med = {b: sorted(v)[len(v) // 2] for b, v in times.items()}
+            med = {b: statistics.median(v) for b, v in times.items()}
             out[f"{k}_clients"] = {"local_run_s": med["local"], "ray_run_s": med["ray"],
                                    "ray_over_local": med["ray"] / med["local"]}
         # memory of one actor holding the model and the data (resident set size)
@@ -105,7 +109,7 @@ def sweep(repeats: int) -> dict:
                 subprocess.run([*base, *extra, "--out", tmp], check=True, cwd=ROOT,
                                capture_output=True)
                 times[name].append(time.perf_counter() - t0)
-    med = {b: sorted(v)[len(v) // 2] for b, v in times.items()}
+    med = {b: statistics.median(v) for b, v in times.items()}
     return {"jobs2_s": med["jobs2"], "ray_s": med["ray"], "ray_over_jobs2": med["ray"] /
             med["jobs2"]}
 

@@ -348,12 +348,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # OpenMP threads that wait for work sleep instead of spinning (set before torch loads):
-    # next to another busy process, spinning threads of a preempted team cost ~20x;
-    # alone, the difference is within noise (docs/decisions.md). The user's value wins.
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = make_parser().parse_args(argv)
     setup_logging(args.verbose, args.quiet)
     try:
