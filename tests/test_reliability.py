@@ -115,6 +115,9 @@ CORPUS = [
     ({"name": ".."}, "name"),
     ({"output": {"dir": "../../elsewhere"}}, "output.dir"),
     ({"seed": -1}, "seed"),
+    ({"output": {"save_adapter": 0}}, "output.save_adapter"),
+    ({"output": {"dir": ""}}, "output.dir"),
+    ({"channel": {"csi": {"error_std_db": 1e300}}}, "channel.csi.error_std_db"),
 ]
 
 

@@ -40,7 +40,7 @@ def run_cli(capsys, *argv):
         ({"channel": {"fading": {"model": "rayleigh", "coherence_s": 1}}},
          "channel.fading.coherence_s", "rayleigh accepts: coherence_time_s"),
         ({"channel": {"fading": {"model": "rayleigh", "coherence_time_s": -1}}},
-         "channel.fading.coherence_time_s", "greater than 0"),
+         "channel.fading.coherence_time_s", "greater than or equal to 0.000001"),
         ({"method": {"aggregator": "fedavgg"}}, "method.aggregator", "available: fedit"),
         ({"method": {"controller": "nope"}}, "method.controller", "available: equal"),
         ({"clients": {"device": "toaster"}}, "clients.device", "available: iot, phone"),

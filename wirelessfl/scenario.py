@@ -40,15 +40,19 @@ class Section(BaseModel):
         if isinstance(data, dict):
             for name, value in data.items():
                 field = cls.model_fields.get(name) if isinstance(name, str) else None
-                if (field is not None and isinstance(value, bool)
-                        and not _admits_bool(field.annotation)):
+                if field is None:
+                    continue
+                if isinstance(value, bool) and not _admits_bool(field.annotation):
                     raise _BoolError(name)
+                if field.annotation is bool and not isinstance(value, bool):
+                    raise _BoolError(name, number=True)
         return data
 
 
 class _BoolError(ValueError):
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, number: bool = False) -> None:
         self.key = key
+        self.number = number  # True: a non-boolean given for a boolean
         super().__init__(f"{key}: a boolean is not allowed here")
 
 
@@ -139,9 +143,9 @@ class Csi(Section):
         "(ergodic rate)"
     )
     error_std_db: float = Field(
-        0.0, ge=0, description="log-normal error of the controller's gain estimate, dB"
+        0.0, ge=0, le=30, description="log-normal error of the controller's gain estimate, dB"
     )
-    delay_s: float = Field(0.0, ge=0, description="age of the controller's CSI, seconds")
+    delay_s: float = Field(0.0, ge=0, le=1e6, description="age of the controller's CSI, seconds")
 
 
 class Channel(Section):
@@ -271,7 +275,8 @@ class Compute(Section):
 
 
 class Output(Section):
-    dir: str = Field("results/{name}", description="results folder; {name} is replaced")
+    dir: str = Field("results/{name}", min_length=1,
+                     description="results folder; {name} is replaced")
     save_adapter: bool = Field(True, description="write the final peft adapter")
     plots: bool = Field(True, description="write plots at the end of the run")
     loggers: list[Literal["tensorboard", "mlflow"]] = Field(
@@ -399,7 +404,8 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> tuple[str
     bad_bool = (e.get("ctx") or {}).get("error")
     if isinstance(bad_bool, _BoolError):
         loc = (*loc, bad_bool.key)
-        e = {"type": "bool", "msg": "a boolean is not a number here; give a number",
+        e = {"type": "bool", "msg": ("give true or false" if bad_bool.number else
+                                     "a boolean is not a number here; give a number"),
              "input": {}}
     key = ".".join(str(p) for p in loc)
     if prefix:
