@@ -254,7 +254,7 @@ def test_selectors_follow_their_rules():
     from wirelessfl.selection import SELECTORS, SelectionView
 
     gains = np.array([-100.0, -80.0, -90.0, -70.0, -110.0])
-    view = lambda t, n: SelectionView(t, 5, n, gains, lambda: np.ones(5))  # noqa: E731
+    view = lambda t, n: SelectionView(t, 5, n, gains, np.ones(5))  # noqa: E731
     rng = np.random.default_rng(0)
     rr = SELECTORS.get("round_robin")()
     seen = np.concatenate([rr.select(view(t, 2), rng) for t in range(5)])

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import os
 import pickle
 import types
 from pathlib import Path
@@ -116,12 +115,10 @@ def save(path: Path, sim: Any, loop: dict[str, Any], tables: dict[str, Any],
         "torch_rng": torch.get_rng_state(),
         "tables": tables,
     }
-    tmp = path / (CHECKPOINT + ".tmp")
-    with tmp.open("wb") as fh:
+    from wirelessfl.results import replacing
+
+    with replacing(path / CHECKPOINT, "wb") as fh:
         torch.save(payload, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path / CHECKPOINT)
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -17,20 +17,22 @@ then only the files listed above are replaced.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import platform
 import shutil
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from wirelessfl.errors import OutputError
 
 RESULT_FILES = ("config.yaml", "metrics.csv", "clients.csv", "events.jsonl", "summary.json",
-                "tsfa_offline.csv", "timings.jsonl", "checkpoint.pt", "checkpoint.pt.tmp")
+                "tsfa_offline.csv", "timings.jsonl", "checkpoint.pt")
 RESULT_DIRS = ("adapter", "plots", "tensorboard")
 PACKAGES = ("wirelessfl", "torch", "peft", "transformers", "numpy", "scipy", "cvxpy", "simpy",
             "pydantic")
@@ -63,6 +65,36 @@ def _finite(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_finite(x) for x in v]
     return v
+
+
+@contextlib.contextmanager
+def replacing(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Write ``path`` all at once: a file opened on ``<path>.tmp``, flushed to disk and
+    renamed over ``path`` when the block ends, removed if it raises. A crash at any
+    moment leaves the old file or the new one, never half of one.
+
+    One writer per folder (:class:`RunLock`) makes the fixed temporary name safe.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    newline = "" if "b" not in mode else None
+    try:
+        with tmp.open(mode, newline=newline) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _replace_table(file: Path, header: list[str], rows: list[list[str]]) -> None:
+    """Rewrite a CSV table with ``header``, each row padded or cut to its width."""
+    width = len(header)
+    with replacing(file) as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows((r + [""] * (width - len(r)))[:width] for r in rows)
 
 
 def holds_run(path: Path) -> bool:
@@ -151,23 +183,18 @@ class ResultsWriter:
             if len(rows) < n:
                 raise OutputError("--resume", f"{file} has {len(rows)} rows; the checkpoint "
                                   f"expects {n}: the folder was changed after the run")
-            tmp = file.with_suffix(file.suffix + ".tmp")
-            with tmp.open("w", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(header)
-                w.writerows(r[: len(header)] for r in rows)
-            os.replace(tmp, file)
+            _replace_table(file, header, rows)
         events = self.path / "events.jsonl"
         lines = events.read_text().splitlines(keepends=True) if events.is_file() else []
-        tmp = events.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(lines[: snap["events"]]))
-        os.replace(tmp, events)
+        with replacing(events) as fh:
+            fh.write("".join(lines[: snap["events"]]))
         self._headers = {k: list(v) for k, v in snap["headers"].items()}
         self._rows = dict(snap["rows"])
         self._events = snap["events"]
 
     def write_config(self, yaml_text: str) -> None:
-        (self.path / "config.yaml").write_text(yaml_text)
+        with replacing(self.path / "config.yaml") as fh:
+            fh.write(yaml_text)
 
     def append_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Append rows to ``<table>.csv``; columns are the union of every row's keys.
@@ -199,17 +226,11 @@ class ResultsWriter:
 
     @staticmethod
     def _rewrite(file: Path, header: list[str]) -> None:
-        """Rewrite ``file`` under a wider ``header`` (atomic: temp file + rename)."""
-        old = read_csv(file)
-        tmp = file.with_suffix(file.suffix + ".tmp")
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=header)
-            w.writeheader()
-            for row in old:
-                w.writerow({k: row.get(k, "") for k in header})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, file)
+        """Rewrite ``file`` under a wider ``header`` (new columns come last, so the
+        rows already written gain empty cells at their end; atomic)."""
+        with file.open(newline="") as fh:
+            rows = list(csv.reader(fh))[1:]
+        _replace_table(file, header, rows)
 
     def event(self, record: dict[str, Any]) -> None:
         """Append a record to ``events.jsonl`` (deterministic: no host timings)."""
@@ -225,7 +246,8 @@ class ResultsWriter:
     def write_summary(self, summary: dict[str, Any]) -> None:
         """``summary.json``, strict JSON: NaN and infinities are written as ``null``."""
         text = json.dumps(_finite(summary), indent=2, sort_keys=True, allow_nan=False)
-        (self.path / "summary.json").write_text(text)
+        with replacing(self.path / "summary.json") as fh:  # its presence marks a finished run
+            fh.write(text)
 
 
 class RunLock:

@@ -357,13 +357,7 @@ class Simulation:
                ) -> tuple[np.ndarray, np.ndarray]:
         """The round's clients (sorted) and every client's CSI fading estimate (K,)."""
         k = self.sc.clients.count
-        csi: list[np.ndarray] = []
-
-        def fading() -> np.ndarray:
-            if not csi:
-                csi.append(self.cell.estimated_fading(t_now))
-            return csi[0]
-
+        fading = self.cell.estimated_fading(t_now)  # once a round: the CSI stream is shared
         view = SelectionView(t, k, self.n_selected, np.asarray(self.cell.gain_db, dtype=float),
                              fading)
         sel = np.asarray(self.selector.select(view, rng), dtype=int)
@@ -371,7 +365,7 @@ class Simulation:
                 or sel.min() < 0 or sel.max() >= k):
             raise PluginError("clients.selection", f"selector {self.selector.name!r} returned "
                               f"{sel.tolist()[:8]}: distinct client indices in [0, {k}) needed")
-        return np.sort(sel), fading()
+        return np.sort(sel), fading
 
     def run(self, observers: Sequence[Observer] = (),
             checkpoint: Callable[[dict[str, Any]], None] | None = None,
@@ -760,7 +754,6 @@ def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
     """
     import shutil
 
-    from wirelessfl import checkpoint as ckpt
     from wirelessfl.results import ResultsWriter, RunLock, check_output_dir
 
     path = out_dir if out_dir is not None else sc.output_dir
@@ -779,16 +772,30 @@ def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
         raise
     try:
         writer = ResultsWriter(path, overwrite=True, lock=lock)
-        obs = [*default_observers(sim.sc, writer, progress, sc.output.save_adapter),
-               *observers]
-        user = sc.model_dump(mode="json")
-        summary = sim.run(obs, checkpoint=lambda loop: ckpt.save(path, sim, loop,
-                                                                writer.snapshot(), user))
-        _finish(sc, path)
+        summary = _play(sim, writer, sc, progress, observers, sc.model_dump(mode="json"))
     finally:
-        sim.close()
         lock.release()  # also when the run fails: an in-process caller may resume it
     return path, summary
+
+
+def _play(sim: Simulation, writer: Any, sc: Scenario, progress: bool,
+          observers: Sequence[Observer], user: dict[str, Any],
+          resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run ``sim`` into ``writer``'s folder, checkpointing every round, then plot.
+
+    ``user`` is the scenario as given (stored in each checkpoint to check a resume);
+    ``resume`` a checkpoint to continue from.
+    """
+    from wirelessfl import checkpoint as ckpt
+
+    obs = [*default_observers(sim.sc, writer, progress, sc.output.save_adapter), *observers]
+    try:
+        summary = sim.run(obs, checkpoint=lambda loop: ckpt.save(
+            writer.path, sim, loop, writer.snapshot(), user), resume=resume)
+        _finish(sc, writer.path)
+    finally:
+        sim.close()
+    return summary
 
 
 def resume_run(sc: Scenario, path: Path, progress: bool = True,
@@ -805,7 +812,7 @@ def resume_run(sc: Scenario, path: Path, progress: bool = True,
     from wirelessfl import checkpoint as ckpt
     from wirelessfl.errors import OutputError
     from wirelessfl.results import ResultsWriter, RunLock
-    from wirelessfl.sweeper import first_difference
+    from wirelessfl.scenario import first_difference
 
     if (path / "summary.json").is_file():
         lock = RunLock(path)
@@ -825,17 +832,10 @@ def resume_run(sc: Scenario, path: Path, progress: bool = True,
         if diff:
             raise OutputError("--resume", f"the scenario differs from the one the run in "
                               f"{str(path)!r} was started with, at {diff}")
-        resolved = Scenario.model_validate(data["scenario"])
-        sim = Simulation(resolved)
+        sim = Simulation(Scenario.model_validate(data["scenario"]))
         writer = ResultsWriter(path, resume=True, lock=lock)
         writer.restore(data["tables"])
-        obs = [*default_observers(resolved, writer, progress, sc.output.save_adapter),
-               *observers]
-        summary = sim.run(obs, checkpoint=lambda loop: ckpt.save(
-            path, sim, loop, writer.snapshot(), data["input"]), resume=data)
-        _finish(sc, path)
+        summary = _play(sim, writer, sc, progress, observers, data["input"], resume=data)
     finally:
-        if "sim" in locals():
-            sim.close()
         lock.release()
     return path, summary

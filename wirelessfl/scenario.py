@@ -460,6 +460,19 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     return parse_scenario(raw)
 
 
+def first_difference(old: Any, new: Any, key: str = "") -> str | None:
+    """Dotted key of the first place where two nested config dicts differ, else None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in [*old, *(k for k in new if k not in old)]:
+            if k == "output" and not key:
+                continue  # where results go is not part of what was run
+            diff = first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else str(k))
+            if diff:
+                return diff
+        return None
+    return None if old == new else f"{key} (was {old!r}, now {new!r})"
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the scenario format, for editors."""
     schema = Scenario.model_json_schema()

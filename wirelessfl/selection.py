@@ -22,7 +22,6 @@ Packages add selectors through the ``wirelessfl.selectors`` entry-point group.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -45,16 +44,16 @@ class SelectionView:
         How many to select (``round(clients.fraction * K)``, at least 1).
     gain_db : ndarray, shape (K,)
         Large-scale gains at the round start, dB.
-    estimated_fading : callable
-        ``() -> ndarray (K,)``: the CSI fading estimate at the round start (unit-mean
-        power gain); computed once per round, on first use.
+    estimated_fading : ndarray, shape (K,)
+        The CSI fading estimate at the round start (unit-mean power gain); the same
+        estimate the controller then plans with.
     """
 
     round: int
     count: int
     n: int
     gain_db: np.ndarray
-    estimated_fading: Callable[[], np.ndarray]
+    estimated_fading: np.ndarray
 
 
 class Selector(ABC):
@@ -119,7 +118,7 @@ class ChannelAware(Selector):
     Params = ChannelAwareParams
 
     def select(self, view: SelectionView, rng: np.random.Generator) -> np.ndarray:
-        snr_db = view.gain_db + 10 * np.log10(np.maximum(view.estimated_fading(), 1e-300))
+        snr_db = view.gain_db + 10 * np.log10(np.maximum(view.estimated_fading, 1e-300))
         n_explore = int(round(self.params.exploration * view.n))
         order = np.lexsort((np.arange(view.count), -snr_db))  # best first, ties by index
         best = order[: view.n - n_explore]

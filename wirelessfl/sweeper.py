@@ -86,22 +86,9 @@ def combinations(grid: list[tuple[str, list[str]]]) -> list[list[tuple[str, str]
             for vals in itertools.product(*[v for _, v in grid])]
 
 
-def first_difference(old: Any, new: Any, key: str = "") -> str | None:
-    """Dotted key of the first place where two nested config dicts differ, else None."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in [*old, *(k for k in new if k not in old)]:
-            if k == "output" and not key:
-                continue  # where results go is not part of what was run
-            diff = first_difference(old.get(k), new.get(k), f"{key}.{k}" if key else str(k))
-            if diff:
-                return diff
-        return None
-    return None if old == new else f"{key} (was {old!r}, now {new!r})"
-
-
 def check_finished(path: Path, sc: Any) -> None:
     """Raise if the finished run in ``path`` was made from another resolved scenario."""
-    from wirelessfl.scenario import parse_scenario
+    from wirelessfl.scenario import first_difference, parse_scenario
 
     raw = yaml.safe_load((path / "config.yaml").read_text())
     try:  # through the schema, so keys added since (at their defaults) compare equal
@@ -175,12 +162,13 @@ def _summary_wall(path: Path) -> float:
 
 
 def write_index(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
+    """``sweep.csv`` (atomic: a crash never leaves a half-written index)."""
+    from wirelessfl.results import replacing
+
+    with replacing(path) as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)  # atomic: a crash never leaves a half-written index
 
 
 def parse_resources(text: str | None) -> dict[str, float]:
