@@ -19,6 +19,7 @@ clock, so the same scenario and seed give the same metrics on the same machine.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,8 @@ from wirelessfl.control import Allocation, LatencyQueue, Preparation, RoundConte
 from wirelessfl.control.planning import UplinkModel
 from wirelessfl.errors import PluginError, ScenarioError
 from wirelessfl.learning.adapter import State, get_state, numels, set_state
-from wirelessfl.learning.client import LocalTrainer
+from wirelessfl.learning.batched import clients_per_pass, probe
+from wirelessfl.learning.client import LocalJob, LocalTrainer
 from wirelessfl.learning.data import (
     DATASETS,
     TextData,
@@ -240,7 +242,7 @@ class Simulation:
         self.trainer = LocalTrainer(self.model, self.data, self.device, sc.clients.local_steps,
                                     sc.clients.batch_size, sc.clients.learning_rate,
                                     sc.clients.weight_decay,
-                                    regularizer=self.compressor.regularizer(self.model))
+                                    regularizer=self.compressor.regularizer())
         self.initial_state = get_state(self.model)
         self.shapes = {n: tuple(t.shape) for n, t in self.initial_state.items()}
         self.numels = numels(self.initial_state)
@@ -254,6 +256,29 @@ class Simulation:
                                               sc.model.max_length, self.data.vocab_size,
                                               self.device)
         set_state(self.model, self.initial_state)
+        self.batch_note = self._batching()
+
+    def _batching(self) -> str | None:
+        """Decide batched training (``compute.batch_clients``) and its chunk size.
+
+        The batched forward is checked on this very model (:func:`probe`); a model
+        it cannot batch exactly trains one client after another, and the returned
+        note says why (logged, and kept in ``summary.json``).
+        """
+        sc = self.sc
+        self.clients_per_pass = 1
+        if not sc.compute.batch_clients:
+            return None
+        why = probe(self.model, self.initial_state, self.data.input_ids,
+                    self.data.attention_mask)
+        if why:
+            note = f"clients train one by one: {why}"
+            logging.getLogger("wirelessfl").warning(note)
+            return note
+        self.clients_per_pass = clients_per_pass(self.model, sc.clients.batch_size,
+                                                 sc.model.max_length, self.device,
+                                                 sc.compute.max_batched_clients)
+        return None
 
     # ------------------------------------------------------------------ planning numbers
 
@@ -487,6 +512,8 @@ class Simulation:
             "label_names": self.data.label_names,
             "device": str(self.device),
             "torch_threads": torch.get_num_threads(),
+            "clients_per_pass": self.clients_per_pass,
+            **({"batching_note": self.batch_note} if self.batch_note else {}),
             "wall_time_s": wall_before + time.perf_counter() - wall0,
             **{f"mean_{k}": v / sc.rounds for k, v in wall.items()},
             "versions": package_versions(),
@@ -598,16 +625,33 @@ class Simulation:
 
     def _train_round(self, state: State, sel: np.ndarray, t: int) -> list[Any]:
         """The selected clients' local rounds: start states from the aggregator (here),
-        training on the pool (this process, or Ray actors); updates in ``sel``'s order."""
+        training on the pool (this process, or Ray actors); updates in ``sel``'s order.
+
+        The jobs are cut into groups of ``clients_per_pass`` in selection order, the
+        same groups whatever the pool, so where a group trains never changes a result.
+        """
         jobs = []
         for k in sel:
             k, r = int(k), int(self.ranks[k])
             gen = torch.Generator().manual_seed(seeding.int_seed(self.sc.seed, "client", k,
                                                                  t, 2))
             jobs.append(TrainJob(k, t, r, self.aggregator.client_state(state, k, r, gen)))
+        n = self.clients_per_pass
+        groups = [jobs[i : i + n] for i in range(0, len(jobs), n)]
         if self.pool is None:
+            return [u for g in groups for u in self.train_group(g)]
+        return self.pool.train(groups)
+
+    def train_group(self, jobs: list[TrainJob]) -> list[Any]:
+        """Train a group of clients: together when batching is on, else one by one."""
+        if self.clients_per_pass == 1 or len(jobs) == 1:
             return [self.train_job(j) for j in jobs]
-        return self.pool.train(jobs)
+        seed = self.sc.seed
+        local = [LocalJob(j.client, self.shards.train[j.client], j.start,
+                          seeding.rng(seed, "client", j.client, j.round), j.rank)
+                 for j in jobs]
+        return self.trainer.train_many(
+            local, seeding.int_seed(seed, "client", jobs[0].client, jobs[0].round, 3))
 
     def train_job(self, job: TrainJob) -> Any:
         """Train one client from its start state (seeded by client and round)."""

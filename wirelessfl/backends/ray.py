@@ -166,21 +166,22 @@ class TrainerActor:
         sc.compute.torch_threads = threads
         self.sim = Simulation(sc)
 
-    def train(self, jobs: list[Any], bases: dict[str, Any] | None) -> list[Any]:
+    def train(self, groups: list[list[Any]], bases: dict[str, Any] | None) -> list[list[Any]]:
         import torch
 
         if bases:
             with torch.no_grad():
                 for s in self.sim.sites:
                     s.base.copy_(bases[s.prefix])
-        return [self.sim.train_job(j) for j in jobs]
+        return [self.sim.train_group(g) for g in groups]
 
 
 class RayPool:
     """Spreads a round's client training over ``n_actors`` Ray actors.
 
-    Jobs go to actors in turn (job i to actor i mod n); the updates come back in the
-    jobs' order. With a merging aggregator the current base weights of the adapted
+    The round's groups of jobs (see ``Simulation._train_round``) go to actors in turn
+    (group i to actor i mod n), each trained as the local backend trains it; the
+    updates come back in the jobs' order. With a merging aggregator the current base weights of the adapted
     layers go along each round (one object in the store, shared by the actors).
     """
 
@@ -198,19 +199,19 @@ class RayPool:
         self.merges = sim.aggregator.merges_into_base
         self.sim = sim
 
-    def train(self, jobs: list[Any]) -> list[Any]:
+    def train(self, groups: list[list[Any]]) -> list[Any]:
         n = len(self.actors)
         bases = None
         if self.merges:
             bases = self.ray.put({s.prefix: s.base.detach().cpu() for s in self.sim.sites})
-        chunks = [jobs[i::n] for i in range(n)]
-        refs = [a.train.remote(c, bases) for a, c in zip(self.actors, chunks, strict=True)
+        shares = [groups[i::n] for i in range(n)]
+        refs = [a.train.remote(c, bases) for a, c in zip(self.actors, shares, strict=True)
                 if c]
         results = self.ray.get(refs)
-        out: list[Any] = [None] * len(jobs)
+        done: list[Any] = [None] * len(groups)
         for i, res in enumerate(results):
-            out[i::n] = res
-        return out
+            done[i::n] = res
+        return [u for g in done for u in g]
 
     def close(self) -> None:
         for a in self.actors:

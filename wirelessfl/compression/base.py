@@ -75,8 +75,15 @@ class Compressor(ABC):
         """
         return None
 
-    def regularizer(self, model):
-        """A ``model -> scalar Tensor`` penalty added to the clients' loss, or None."""
+    def regularizer(self):
+        """A penalty added to the clients' loss, or None.
+
+        The penalty is a callable ``tensors -> Tensor`` on the trainable tensors by
+        parameter name. Batched training passes them with a leading client axis
+        (``(K, ...)``) and expects one value per client back (shape (K,)); written
+        with ``@``, ``.mT`` and reductions over the last axes, one function serves
+        both.
+        """
         return None
 
     @abstractmethod

@@ -56,14 +56,18 @@ def orthogonality_penalty(model: nn.Module) -> torch.Tensor:
 
 
 def penalty(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``R(A, B)``: mean over sites of the squared off-diagonal Gram norms."""
+    """``R(A, B)``: mean over sites of the squared off-diagonal Gram norms.
+
+    Factors may carry leading axes (``A`` (..., r, d_in), ``B`` (..., d_out, r), e.g.
+    a client axis); the result then has those axes, one penalty per client.
+    """
     terms = []
     for a_name, b_name in lora_pairs(params):
         a, b = params[a_name], params[b_name]
-        for gram in (a @ a.T, b.T @ b):
-            off = gram - torch.diag_embed(torch.diagonal(gram))
-            terms.append((off**2).sum())
-    return torch.stack(terms).sum() / max(len(terms) // 2, 1) if terms else torch.zeros(())
+        for gram in (a @ a.mT, b.mT @ b):
+            off = gram - torch.diag_embed(torch.diagonal(gram, dim1=-2, dim2=-1))
+            terms.append((off**2).sum((-2, -1)))
+    return torch.stack(terms).sum(0) / max(len(terms) // 2, 1) if terms else torch.zeros(())
 
 
 def orthogonality_residual(state: State) -> float:
@@ -90,11 +94,11 @@ class SOFT(Compressor):
     Params = SoftParams
     sparsifies = True
 
-    def regularizer(self, model):
+    def regularizer(self):
         lam = self.params.lambda_orth
         if lam == 0:
             return None
-        return lambda m: lam * orthogonality_penalty(m)
+        return lambda tensors: lam * penalty(tensors)
 
     def payload_bits(self, shapes, rank, bits_per_value, keep_ranks):
         return rank_payload_bits(shapes, rank, bits_per_value,
@@ -130,7 +134,7 @@ class RandomRanks(SOFT):
 
     Params = SoftParams
 
-    def regularizer(self, model):
+    def regularizer(self):
         return None
 
     def error_profile(self, update: ClientUpdate, reference: State) -> np.ndarray:

@@ -156,7 +156,10 @@ def run_pilot(sim, ranks: list[int], lambdas: list[float], n_clients: int,
     ``n_clients`` clients train once per lambda; each (rank, kept ranks) latency is the
     mean of ``latency_rounds`` timeline rounds (:func:`expected_latency`).
     """
-    from wirelessfl.compression.soft import orthogonality_penalty
+    import torch
+
+    from wirelessfl.compression.soft import penalty
+    from wirelessfl.learning.client import LocalJob
 
     sc = sim.sc
     k_pilot = list(range(min(n_clients, sc.clients.count)))
@@ -172,12 +175,22 @@ def run_pilot(sim, ranks: list[int], lambdas: list[float], n_clients: int,
 
     cands = []
     for lam in lambdas:
-        reg = (lambda m, w=lam: w * orthogonality_penalty(m)) if lam else (lambda m: 0.0)
-        states = [sim.trainer.train(k, sim.shards.train[k], sim.initial_state,
-                                    seeding.rng(sc.seed, "controller", 2, k),
-                                    seeding.int_seed(sc.seed, "controller", 3, k),
-                                    regularizer=reg).state
-                  for k in k_pilot]
+        reg = ((lambda p, w=lam: w * penalty(p)) if lam
+               else (lambda p: torch.zeros(())))  # not None: that means the default
+        if sim.clients_per_pass > 1 and len(k_pilot) > 1:
+            jobs = [LocalJob(k, sim.shards.train[k], sim.initial_state,
+                             seeding.rng(sc.seed, "controller", 2, k)) for k in k_pilot]
+            n = sim.clients_per_pass
+            states = [u.state for i in range(0, len(jobs), n)
+                      for u in sim.trainer.train_many(
+                          jobs[i : i + n], seeding.int_seed(sc.seed, "controller", 3, i),
+                          regularizer=reg)]
+        else:
+            states = [sim.trainer.train(k, sim.shards.train[k], sim.initial_state,
+                                        seeding.rng(sc.seed, "controller", 2, k),
+                                        seeding.int_seed(sc.seed, "controller", 3, k),
+                                        regularizer=reg).state
+                      for k in k_pilot]
         for r in ranks:
             cov = 0.0
             if len(states) > 1:

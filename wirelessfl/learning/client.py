@@ -3,7 +3,9 @@
 The trainer owns the single peft model. Training a client loads the global
 adapter tensors into it in place, runs ``local_steps`` AdamW steps on the client's
 shard and reads the adapter back; the optimiser state is fresh every round
-(stateless clients, as in FedAvg).
+(stateless clients, as in FedAvg). :meth:`LocalTrainer.train_many` trains several
+clients together, their batches in one forward/backward (see ``batched``), with the
+same batches and the same arithmetic per client.
 """
 
 from __future__ import annotations
@@ -17,8 +19,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wirelessfl.learning.adapter import State, get_state, set_state
+from wirelessfl.learning.adapter import State, get_state, parameters_by_name, set_state
+from wirelessfl.learning.batched import client_tensors, stacked_forward
 from wirelessfl.learning.data import TokenData
+
+# ``penalty(tensors) -> Tensor``: a loss term on the trainable tensors by name; with a
+# leading client axis on the tensors it returns one value per client
+Regularizer = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class LocalJob:
+    """One client's local round for :meth:`LocalTrainer.train_many`.
+
+    Attributes
+    ----------
+    client_id : int
+    shard : ndarray of int
+        Indices of the client's training examples.
+    start : dict of str to Tensor
+        The adapter it starts from.
+    rng : numpy Generator
+        Draws its mini-batches (the same stream the sequential path uses).
+    rank : int or None
+        Its LoRA rank; ranks ``>= rank`` get no gradient. None: all.
+    """
+
+    client_id: int
+    shard: np.ndarray
+    start: State
+    rng: np.random.Generator
+    rank: int | None = None
 
 
 @dataclass
@@ -67,14 +98,14 @@ class LocalTrainer:
     local_steps, batch_size : int
     learning_rate, weight_decay : float
     regularizer : callable, optional
-        ``regularizer(model) -> scalar Tensor`` added to the task loss (for SOFT's
-        orthogonality penalty).
+        ``regularizer(tensors) -> Tensor`` added to the task loss (for SOFT's
+        orthogonality penalty), :data:`Regularizer`.
     """
 
     def __init__(self, model: nn.Module, data: TokenData, device: torch.device,
                  local_steps: int, batch_size: int, learning_rate: float,
                  weight_decay: float = 0.0,
-                 regularizer: Callable[[nn.Module], torch.Tensor] | None = None) -> None:
+                 regularizer: Regularizer | None = None) -> None:
         self.model = model
         self.device = device
         self.ids = data.input_ids.to(device)
@@ -102,7 +133,7 @@ class LocalTrainer:
     def train(self, client_id: int, shard: np.ndarray, global_state: State,
               rng: np.random.Generator, torch_seed: int, rank: int | None = None,
               grad_mask: Callable[[], None] | None = None,
-              regularizer: Callable[[nn.Module], torch.Tensor] | None = None) -> ClientUpdate:
+              regularizer: Regularizer | None = None) -> ClientUpdate:
         """Train one client from ``global_state``; return its new adapter state.
 
         ``grad_mask`` is called after every backward pass (it zeroes the gradients of
@@ -110,6 +141,7 @@ class LocalTrainer:
         trainer's own for this call.
         """
         reg = regularizer if regularizer is not None else self.regularizer
+        tensors = parameters_by_name(self.model)
         set_state(self.model, global_state)
         self.model.train()
         opt = torch.optim.AdamW(self.params, lr=self.lr, weight_decay=self.weight_decay)
@@ -121,7 +153,7 @@ class LocalTrainer:
                 i = torch.as_tensor(idx, device=self.device)
                 logits = self.model(input_ids=self.ids[i], attention_mask=self.mask[i])
                 loss = F.cross_entropy(logits, self.labels[i])
-                total = loss + reg(self.model) if reg else loss
+                total = loss + reg(tensors) if reg else loss
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 if grad_mask is not None:
@@ -130,6 +162,77 @@ class LocalTrainer:
                 losses.append(float(loss.detach()))
         return ClientUpdate(client_id, len(shard), get_state(self.model, list(global_state)),
                             float(np.mean(losses)), rank)
+
+    def train_many(self, jobs: list[LocalJob], torch_seed: int,
+                   regularizer: Regularizer | None = None) -> list[ClientUpdate]:
+        """Train ``jobs`` together; the same updates as :meth:`train` one by one.
+
+        Each step concatenates the clients' mini-batches (drawn from their own
+        ``rng`` exactly as :meth:`train` draws them); a client with fewer rows (a
+        shard smaller than the batch) is padded with copies of its first example at
+        loss weight zero. The loss is ``sum_k (mean CE_k + penalty_k)``, so every
+        client's stacked tensors get that client's own gradient; one AdamW over the
+        stacked tensors is each client's own AdamW. Dropout masks come from
+        ``torch_seed`` (one stream for the group), so with dropout > 0 the masks,
+        though reproducible, are not the sequential path's.
+        """
+        k = len(jobs)
+        reg = regularizer if regularizer is not None else self.regularizer
+        params = parameters_by_name(self.model)
+        names = list(jobs[0].start)
+        stacked = {n: torch.stack([j.start[n] for j in jobs]).to(self.device, torch.float32)
+                   .requires_grad_(params[n].requires_grad) for n in names}
+        opt = torch.optim.AdamW([t for t in stacked.values() if t.requires_grad], lr=self.lr,
+                                weight_decay=self.weight_decay)
+        masks = self._rank_masks(stacked, [j.rank for j in jobs])
+        tensors = client_tensors(self.model, stacked, k)
+        plans = [self.batches(j.shard, j.rng) for j in jobs]
+        losses = []
+        self.model.train()
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), stacked_forward(self.model, tensors, k):
+            torch.manual_seed(torch_seed)
+            for step in range(self.local_steps):
+                rows = [p[step] for p in plans]
+                width = max(len(r) for r in rows)
+                idx = np.concatenate([np.concatenate([r, np.full(width - len(r), r[0])])
+                                      for r in rows])
+                weight = torch.tensor([[1.0 / len(r)] * len(r) + [0.0] * (width - len(r))
+                                       for r in rows], device=self.device)
+                i = torch.as_tensor(idx, device=self.device)
+                logits = self.model(input_ids=self.ids[i], attention_mask=self.mask[i])
+                ce = F.cross_entropy(logits, self.labels[i], reduction="none")
+                loss = (ce.view(k, width) * weight).sum(1)
+                total = loss.sum() + reg(tensors).sum() if reg else loss.sum()
+                opt.zero_grad(set_to_none=True)
+                total.backward()
+                for name, m in masks.items():
+                    if stacked[name].grad is not None:
+                        stacked[name].grad.mul_(m)
+                opt.step()
+                losses.append(loss.detach().cpu())
+        mean_loss = torch.stack(losses).double().mean(0).tolist()
+        return [ClientUpdate(j.client_id, len(j.shard),
+                             {n: t[i].detach().to("cpu", torch.float32, copy=True)
+                              for n, t in stacked.items()}, float(mean_loss[i]), j.rank)
+                for i, j in enumerate(jobs)]
+
+    def _rank_masks(self, stacked: State, ranks: list[int | None]) -> dict[str, torch.Tensor]:
+        """0/1 gradient masks (broadcastable to the stacked LoRA tensors) that keep
+        each client's own first ``r_k`` ranks; none where every client owns all."""
+        out = {}
+        for name, t in stacked.items():
+            if not t.requires_grad or ".lora_" not in name:
+                continue
+            is_a = ".lora_A." in name
+            big_r = t.shape[1] if is_a else t.shape[2]
+            r = torch.tensor([big_r if q is None else min(q, big_r) for q in ranks],
+                             device=t.device)
+            if bool((r == big_r).all()):
+                continue
+            keep = (torch.arange(big_r, device=t.device)[None, :] < r[:, None]).to(t.dtype)
+            out[name] = keep[:, :, None] if is_a else keep[:, None, :]
+        return out
 
     @torch.no_grad()
     def evaluate(self, state: State, indices: np.ndarray, batch_size: int) -> tuple[float, float]:
