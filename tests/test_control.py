@@ -121,6 +121,49 @@ def test_the_cvxpy_reference_agrees_with_the_fast_solver(seed):
     assert j_ref <= oracle.solve()[0] * (1 + 1e-2)
 
 
+def fast_against_cvxpy(sizes, seed0):
+    """The fast solver's J over the cvxpy reference's, worst over instances of the given
+    sizes (heterogeneous ranks, block-fading window laws, random V, band and queue),
+    with every allocation checked: band respected, ranks in 1..r_k, J consistent."""
+    worst = -math.inf
+    controllers = {}
+    for i, n in enumerate(sizes):
+        rng = np.random.default_rng(seed0 + i)
+        cell = SyntheticCell(n=n, rank=int(rng.integers(2, 9)), seed=seed0 + i,
+                             bandwidth_hz=1e6 * n * rng.uniform(0.3, 3),
+                             coherence_time_s=float(rng.choice([0.005, 0.01, 0.05])))
+        ctx = cell.context(1, rng.uniform(0.2, 5), 1.0)
+        v = float(rng.uniform(0.1, 10))
+        fast = TSFA(TSFAParams(solver="fast", v=v))
+        ref = controllers.setdefault(n, TSFA(TSFAParams(solver="cvxpy")))
+        ref.params.v = v  # one cvxpy problem per size, re-solved with new parameters
+        js = []
+        for ctrl in (fast, ref):
+            a = ctrl.online(ctx)
+            m = a.keep_ranks
+            assert a.bandwidth_hz.sum() <= ctx.bandwidth_hz * (1 + 1e-9)
+            assert np.all(a.bandwidth_hz >= 0) and np.all((m >= 1) & (m <= ctx.ranks))
+            j, tau, _ = fast.objective(ctx, m)  # both scored by one exact objective
+            assert np.max(a.planned_latency_s) <= tau * (1 + 1e-6)
+            js.append(j)
+        j_fast, j_ref = js
+        assert np.isfinite(j_fast) and np.isfinite(j_ref)
+        worst = max(worst, j_fast / j_ref - 1)
+    return worst
+
+
+def test_the_fast_solver_is_never_worse_than_cvxpy_by_more_than_0_1_percent():
+    sizes = [2, 3, 5, 8, 12, 17, 25, 40]
+    assert fast_against_cvxpy(sizes, 5000) <= 1e-3
+
+
+@pytest.mark.slow
+def test_the_fast_solver_against_cvxpy_on_200_instances_up_to_1000_clients():
+    sizes = [2, 5, 10] * 20 + [30] * 60 + [100] * 40 + [300] * 30 + [1000] * 10
+    assert len(sizes) == 200
+    assert fast_against_cvxpy(sizes, 7000) <= 1e-3
+
+
 def test_the_planner_does_not_trust_a_deep_fade_for_a_many_block_upload():
     """First-block planning would give the faded client nearly the whole band."""
     from channels import CHANNELS

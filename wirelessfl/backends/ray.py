@@ -181,8 +181,9 @@ class RayPool:
 
     The round's groups of jobs (see ``Simulation._train_round``) go to actors in turn
     (group i to actor i mod n), each trained as the local backend trains it; the
-    updates come back in the jobs' order. With a merging aggregator the current base weights of the adapted
-    layers go along each round (one object in the store, shared by the actors).
+    updates come back in the jobs' order. With a merging aggregator the current base
+    weights of the adapted layers go along each round (one object in the store,
+    shared by the actors).
     """
 
     def __init__(self, sim: Any, address: str | None, n_actors: int | None) -> None:

@@ -23,7 +23,6 @@ With a law of one node that holds for ever (instantaneous CSI) D is
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +83,7 @@ class UplinkModel:
         return np.sum(w * rate, axis=-1)
 
     def needed_bandwidth(self, bits: np.ndarray, a_s: np.ndarray, tau_s,
-                         b_max_hz: float) -> np.ndarray:
+                         b_max_hz: float, start_hz: np.ndarray | None = None) -> np.ndarray:
         """Smallest ``b <= b_max`` with ``D_k(b, tau) >= bits``; ``inf`` where none.
 
         Parameters
@@ -97,6 +96,9 @@ class UplinkModel:
             Deadline after the round start, seconds.
         b_max_hz : float
             Largest bandwidth a client may get.
+        start_hz : ndarray like bits, optional
+            Where Newton starts (a nearby earlier answer); default: from below the
+            secant through 0 and ``b_max``.
 
         Returns
         -------
@@ -121,6 +123,9 @@ class UplinkModel:
         floor = np.sum(w * np.log1p(cg / b_max_hz), axis=-1) / LN2
         with np.errstate(divide="ignore", invalid="ignore"):
             x = np.where(ok, np.minimum(s / floor, hi), hi)
+        if start_hz is not None:
+            warm = np.asarray(start_hz, dtype=float)
+            x = np.where(ok & np.isfinite(warm) & (warm > 0), np.minimum(warm, hi), x)
         for _ in range(100):
             d, slope = d_and_slope(x)
             above = d >= s
@@ -143,87 +148,165 @@ class UplinkModel:
     def finish_s(self, b_hz: np.ndarray, bits: np.ndarray, a_s: np.ndarray) -> np.ndarray:
         """Planned upload end ``tau`` with ``D_k(b_k, tau) = bits_k``, after the round start, s.
 
-        Exact: D is piecewise linear in tau between the segments' bounds. ``inf`` for a
-        client with no bandwidth or no rate; ``a_k`` for an empty payload.
+        ``b_hz`` and ``bits`` of shape (n,) or (n, C) (C allocations at once); the
+        result has their shape. Exact: D is piecewise linear in tau between the
+        segments' bounds. ``inf`` for a client with no bandwidth or no rate; ``a_k``
+        for an empty payload.
         """
         b = np.asarray(b_hz, dtype=float)
         s = np.asarray(bits, dtype=float)
+        flat = b.ndim == 1
+        b, s = (b[:, None], s[:, None]) if flat else (b, s)
         a = np.asarray(a_s, dtype=float)
-        n = len(b)
+        n, c = b.shape
         law = self.law
         knots = np.concatenate([law.start_s, law.end_s, a[:, None]], axis=1)
         knots = np.sort(np.maximum(knots, a[:, None]), axis=1)  # -inf -> a; inf stays
-        rate, _ = node_rates(b[:, None], self.cg_hz)  # (n, M)
+        rate, _ = node_rates(b[:, :, None], self.cg_hz[:, None, :])  # (n, C, M)
         # expected rate on [knot_j, knot_{j+1}): nodes whose segment covers knot_j
-        active = (law.start_s[:, None, :] <= knots[:, :, None]) & \
-            (knots[:, :, None] < law.end_s[:, None, :])
-        seg_rate = np.sum(active * (law.probs * rate)[:, None, :], axis=-1)  # (n, P)
+        active = ((law.start_s[:, None, :] <= knots[:, :, None])
+                  & (knots[:, :, None] < law.end_s[:, None, :])).astype(float)  # (n, P, M)
+        seg_rate = active @ np.swapaxes(law.probs[:, None, :] * rate, 1, 2)  # (n, P, C)
+        seg_rate = np.swapaxes(seg_rate, 1, 2)  # (n, C, P)
         left, right = knots[:, :-1], knots[:, 1:]
         width = np.where(np.isfinite(right), right - np.where(np.isfinite(left), left, 0.0),
-                         np.where(np.isfinite(left), np.inf, 0.0))
+                         np.where(np.isfinite(left), np.inf, 0.0))[:, None, :]
         with np.errstate(invalid="ignore"):
-            step = np.where(np.isfinite(width), seg_rate[:, :-1] * width,
-                            np.where((seg_rate[:, :-1] > 0) & (width > 0), np.inf, 0.0))
-        cum = np.concatenate([np.zeros((n, 1)), np.cumsum(step, axis=1)], axis=1)
-        j = np.sum(cum < s[:, None], axis=1) - 1  # last knot before the payload is done
+            step = np.where(np.isfinite(width), seg_rate[:, :, :-1] * width,
+                            np.where((seg_rate[:, :, :-1] > 0) & (width > 0), np.inf, 0.0))
+        cum = np.concatenate([np.zeros((n, c, 1)), np.cumsum(step, axis=2)], axis=2)
+        j = np.sum(cum < s[:, :, None], axis=2) - 1  # last knot before the payload is done
         j = np.clip(j, 0, knots.shape[1] - 1)
-        rows = np.arange(n)
+        at = j[:, :, None]
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = knots[rows, j] + (s - cum[rows, j]) / seg_rate[rows, j]
+            t = (np.take_along_axis(knots, j, axis=1)
+                 + (s - np.take_along_axis(cum, at, 2)[..., 0])
+                 / np.take_along_axis(seg_rate, at, 2)[..., 0])
         t = np.where(np.isfinite(t) & (b > 0), t, np.inf)
-        return np.where(s <= 0, a, t)
+        out = np.where(s <= 0, a[:, None], t)
+        return out[:, 0] if flat else out
+
+    def _need_slope(self, need: np.ndarray, bits: np.ndarray, a: np.ndarray,
+                    tau: np.ndarray) -> np.ndarray:
+        """``d/dtau sum_k need_k(tau)`` at ``need`` (n, C) for deadlines ``tau`` (C,):
+        ``-sum_k (dD_k/dtau) / (dD_k/db)``, shape (C,).
+
+        ``dD/dtau`` is the expected rate at tau (the nodes whose segment holds tau,
+        once the upload has started); clients with no payload contribute nothing.
+        """
+        law = self.law
+        rate, slope = node_rates(need[:, :, None], self.cg_hz[:, None, :])  # (n, C, M)
+        taus = np.broadcast_to(tau[None, :], need.shape)
+        w = law.weights_s(np.broadcast_to(a[:, None], need.shape), taus)
+        with np.errstate(invalid="ignore"):
+            d_b = np.sum(w * slope, axis=2)
+        t3 = taus[:, :, None]
+        live_now = ((law.start_s[:, None, :] <= t3) & (t3 < law.end_s[:, None, :])
+                    & (a[:, None, None] < t3))
+        d_tau = np.sum(np.where(live_now, law.probs[:, None, :] * rate, 0.0), axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where((bits > 0) & (d_b > 0), d_tau / d_b, 0.0)
+        return -np.sum(terms, axis=0)
 
     # ------------------------------------------------------------------ allocation
 
     def minmax(self, a_s: np.ndarray, bits: np.ndarray, bandwidth_hz: float,
-               iters: int = 60) -> tuple[float, np.ndarray]:
+               iters: int = 60, narrow=None):
         """Min-max latency allocation: ``(tau, b)`` with ``sum b <= B``.
 
-        Bisection on tau for the smallest deadline whose needed bandwidths fit in B;
-        leftover bandwidth is shared equally. ``(inf, equal shares)`` if no deadline
-        within the upper bound works. Clients with no payload get no bandwidth.
+        The smallest deadline whose needed bandwidths fit in B; leftover bandwidth is
+        shared equally. ``(inf, equal shares)`` if no deadline within the upper bound
+        works. Clients with no payload get no bandwidth.
+
+        ``bits`` of shape (n,) gives ``(float, (n,))``; of shape (n, C), C payload
+        vectors solved together, ``((C,), (n, C))``. ``narrow(bits, lo, hi) -> (lo,
+        hi, fitting needs at hi)`` may shrink the deadline brackets first (e.g.
+        ``RateTable.narrow``); the answer does not depend on it, only the time.
         """
         a = np.asarray(a_s, dtype=float)
         s = np.asarray(bits, dtype=float)
-        n = len(a)
+        flat = s.ndim == 1
+        s = s[:, None] if flat else s
+        n, c = s.shape
         if n == 0:
-            return 0.0, np.zeros(0)
+            return (0.0, np.zeros(0)) if flat else (np.zeros(c), np.zeros((0, c)))
         big_b = float(bandwidth_hz)
         live = s > 0
-        b_eq = np.where(live, big_b / max(live.sum(), 1), 0.0)
-        hi = float(np.max(self.finish_s(b_eq, s, a)))
-        if not np.isfinite(hi):
-            return float("inf"), b_eq
-        lo = float(np.max(np.where(live, self.finish_s(np.full(n, big_b), s, a), a)))
-        best = b_eq
-        # h(tau) = sum_k need_k(tau) - B falls with tau: Illinois steps (regula falsi
-        # that halves a stuck end's value), bisection while an end is infinite
-        h_lo, h_hi = math.inf, -big_b
-        side = 0
+        count = np.maximum(live.sum(axis=0), 1)
+        b_eq = np.where(live, big_b / count, 0.0)
+        hi = np.max(self.finish_s(b_eq, s, a), axis=0)
+        lo = np.max(np.where(live, self.finish_s(np.full((n, c), big_b), s, a), a[:, None]),
+                    axis=0)
+        start = b_eq
+        if narrow is not None:
+            lo, hi_n, fit = narrow(s, lo, hi)
+            known = np.all(np.isfinite(fit), axis=0)
+            start = np.where(known, fit, b_eq)
+            hi = np.where(known, hi_n, hi)
+        tau, best = self._deadline(a, s, big_b, lo, hi, start, iters)
+        b = best + np.where(live, (big_b - best.sum(axis=0)) / count, 0.0)
+        total = b.sum(axis=0)
+        b = b * np.where(total > 0, np.minimum(1.0, big_b / np.where(total > 0, total, 1.0)),
+                         1.0)
+        tau = np.where(np.isfinite(hi), np.max(self.finish_s(b, s, a), axis=0), np.inf)
+        b = np.where(np.isfinite(hi), b, b_eq)
+        return (float(tau[0]), b[:, 0]) if flat else (tau, b)
+
+    def _deadline(self, a: np.ndarray, s: np.ndarray, big_b: float, lo: np.ndarray,
+                  hi: np.ndarray, b_eq: np.ndarray, iters: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The smallest tau per column with ``sum_k need_k(tau) <= B``, and those needs.
+
+        h(tau) = sum_k need_k(tau) - B falls with tau. Newton steps on tau (the slope
+        from the implicit function), each warm-starting the needed bandwidths from
+        the last ones, kept inside the bracket [lo, hi] (h(lo) > 0 >= h(hi)); outside
+        it, Illinois steps (regula falsi that halves a stuck end's value), or
+        bisection while an end's value is unknown. Columns with no finite ``hi`` are
+        left at ``b_eq``, which must be a feasible allocation at ``hi`` (it also seeds
+        the Newton steps on the needed bandwidths). A column is done when its bracket
+        is 1e-10 wide or its feasible end leaves less than 1e-9 of the band unused.
+        """
+        lo, hi = lo.copy(), hi.copy()
+        best = b_eq.copy()
+        warm = np.where(np.isfinite(b_eq), b_eq, np.nan)
+        c = s.shape[1]
+        h_lo, h_hi = np.full(c, np.inf), np.full(c, -big_b)
+        side = np.zeros(c)
+        guess = np.full(c, np.nan)
+        active = np.isfinite(hi)
         for _ in range(iters):
-            if hi - lo <= 1e-10 * hi:
+            # done: a bracket of 1e-10, or a feasible end that leaves under 1e-9 of the
+            # band unused (the needs themselves are rounded up by 1e-9)
+            active &= (hi - lo > 1e-10 * hi) & (h_hi < -1e-9 * big_b)
+            if not active.any():
                 break
-            if np.isfinite(h_lo) and h_lo > h_hi:
-                mid = hi - h_hi * (hi - lo) / (h_hi - h_lo)
-                if not lo < mid < hi:
-                    mid = 0.5 * (lo + hi)
-            else:
-                mid = 0.5 * (lo + hi)
-            need = self.needed_bandwidth(s, a, mid, big_b)
-            h = float(np.sum(need)) - big_b
-            if h <= 0:
-                hi, h_hi, best = mid, h, need
-                if side == 1:
-                    h_lo *= 0.5
-                side = 1
-            else:
-                lo, h_lo = mid, h
-                if side == -1:
-                    h_hi *= 0.5
-                side = -1
-        b = best + np.where(live, (big_b - best.sum()) / max(live.sum(), 1), 0.0)
-        b *= min(1.0, big_b / b.sum()) if b.sum() > 0 else 1.0
-        return float(np.max(self.finish_s(b, s, a))), b
+            i = np.flatnonzero(active)
+            lo_i, hi_i, g = lo[i], hi[i], guess[i]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                falsi = hi_i - h_hi[i] * (hi_i - lo_i) / (h_hi[i] - h_lo[i])
+            falsi = np.where(np.isfinite(h_lo[i]) & (h_lo[i] > h_hi[i])
+                             & (lo_i < falsi) & (falsi < hi_i), falsi, 0.5 * (lo_i + hi_i))
+            mid = np.where((lo_i < g) & (g < hi_i), g, falsi)
+            s_i = s[:, i]
+            need = self.needed_bandwidth(s_i, a, np.broadcast_to(mid, s_i.shape), big_b,
+                                         start_hz=warm[:, i])
+            h = np.sum(need, axis=0) - big_b
+            finite = np.all(np.isfinite(need), axis=0)
+            warm[:, i] = np.where(finite, need, warm[:, i])
+            slope = self._need_slope(np.where(finite, need, 0.0), s_i, a, mid)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                nxt = mid - h / slope
+            # Newton from below stops short of the root: aim a hair past it
+            nxt = np.where(h > 0, nxt + 2e-11 * mid, nxt)
+            guess[i] = np.where(finite & (slope < 0), nxt, np.nan)
+            ok = h <= 0
+            hi[i] = np.where(ok, mid, hi_i)
+            lo[i] = np.where(ok, lo_i, mid)
+            best[:, i] = np.where(ok, need, best[:, i])
+            h_lo[i] = np.where(ok, np.where(side[i] == 1, h_lo[i] * 0.5, h_lo[i]), h)
+            h_hi[i] = np.where(ok, h, np.where(side[i] == -1, h_hi[i] * 0.5, h_hi[i]))
+            side[i] = np.where(ok, 1, -1)
+        return hi, best
 
 
 def instantaneous(c_hz: np.ndarray, gain: np.ndarray) -> UplinkModel:

@@ -18,15 +18,17 @@ For a fixed tau the problem separates: client k needs bandwidth
 ranks is ``min sum_k p_k eps_k(m_k) s.t. sum_k beta_k(m_k, tau) <= B``. Two solvers
 answer it:
 
-* ``fast`` (default): the table ``beta`` (n x R) by vectorised Newton steps, then
-  Lagrangian relaxation of the bandwidth constraint (bisection on the multiplier,
-  each client's best m in closed form) and a greedy fill of the leftover band;
+* ``fast`` (default): bounds on the table ``beta`` (n x R) for a batch of deadlines at
+  once from the round's rate table (:mod:`wirelessfl.control.rate_table`), then an
+  exact knapsack (up to ``exact_max_clients``) or Lagrangian relaxation of the
+  bandwidth constraint (bisection on the multiplier, each client's best m in closed
+  form) and a greedy fill of the leftover band;
 * ``cvxpy``: the continuous relaxation in m as one convex program (``D`` is a
   positive sum of ``-rel_entr`` terms, DPP, built once and re-solved with CLARABEL),
   rounded down.
 
 Both sit inside the same scalar search on tau (a grid between the smallest feasible
-latency and the full-rank min-max latency, then golden-section refinement), and
+latency and the full-rank min-max latency, then zoom steps around the best), and
 the best ranks found are finished by single-rank moves on the true discrete
 objective (exact min-max latency of the chosen payloads).
 
@@ -63,8 +65,9 @@ from wirelessfl.control.base import (
     register_controller,
 )
 from wirelessfl.control.baselines import bits_at
+from wirelessfl.control.rate_table import RateTable, choose_ranks_many
 
-GOLDEN = (math.sqrt(5) - 1) / 2
+ZOOM_POINTS = 8  # new deadlines per zoom step of the scalar search
 LN2 = math.log(2.0)
 
 
@@ -73,7 +76,8 @@ class TSFAParams(BaseModel):
     v: float = Field(4.0, gt=0, le=1e12, allow_inf_nan=False,
                      description="Lyapunov weight V, in units of T_budget^2")
     grid: int = Field(24, ge=2, le=200, description="tau grid points of the scalar search")
-    refine: int = Field(8, ge=0, le=50, description="golden-section refinement steps")
+    refine: int = Field(2, ge=0, le=20, description="zoom steps of the scalar search (each "
+                        "evaluates 8 deadlines across the two cells around the best)")
     polish_max_clients: int = Field(64, ge=0, le=100_000,
                                     description="local search up to this many clients")
     exact_max_clients: int = Field(
@@ -171,17 +175,23 @@ def choose_ranks(cost: np.ndarray, need: np.ndarray, budget: float
 
     m = pick(0.0)
     if w[rows, m].sum() > 1.0:
-        lo, hi = -30.0, 30.0
-        if w[rows, pick(10.0**hi)].sum() > 1.0:
+        # the choice changes only where two options of a row tie, at
+        # lam = (c_i - c_j) / (w_j - w_i) > 0: the smallest such lam whose choice fits
+        # (the fitted load falls with lam), found by bisection over the sorted ties
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ties = (c[:, :, None] - c[:, None, :]) / (w[:, None, :] - w[:, :, None])
+        ties = np.unique(ties[np.isfinite(ties) & (ties > 0)])
+        lams = np.concatenate([ties * (1 + 1e-12), [np.inf]])
+        lo, hi = 0, len(lams) - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if w[rows, pick(lams[mid])].sum() <= 1.0:
+                hi = mid
+            else:
+                lo = mid + 1
+        m = pick(lams[lo]) if np.isfinite(lams[lo]) else lightest
+        if w[rows, m].sum() > 1.0:
             m = lightest
-        else:
-            for _ in range(70):
-                mid = 0.5 * (lo + hi)
-                if w[rows, pick(10.0**mid)].sum() <= 1.0:
-                    hi = mid
-                else:
-                    lo = mid
-            m = pick(10.0**hi)
     # greedy fill of the leftover budget
     while True:
         left = 1.0 - w[rows, m].sum()
@@ -310,6 +320,7 @@ class TSFA(Controller):
         super().__init__(params)
         self._problems: dict[tuple[int, int, int], OnlineProblem] = {}
         self.participation: dict[int, float] = {}  # Z_k per client id
+        self._narrow = None  # within a fast decision: the round's RateTable.narrow
 
     # ------------------------------------------------------------------ helpers
 
@@ -350,10 +361,24 @@ class TSFA(Controller):
         if not np.isfinite(err):
             return math.inf, math.inf, np.zeros(len(m))
         tau, b = ctx.plan.minmax(ctx.start_s, np.where(m > 0, bits_at(ctx, np.maximum(m, 1)),
-                                                       0.0), ctx.bandwidth_hz)
+                                                       0.0), ctx.bandwidth_hz,
+                                 narrow=self._narrow)
         if not np.any(m > 0):
             tau = float(np.max(ctx.start_s))
         return err + ctx.queue * tau, tau, b
+
+    def objectives(self, ctx: RoundContext, candidates: list[np.ndarray],
+                   cost: np.ndarray, narrow=None) -> np.ndarray:
+        """:meth:`objective`'s J for many rank vectors, their min-max latencies solved
+        together (``narrow``: see ``UplinkModel.minmax``); shape (C,)."""
+        m = np.array(candidates, dtype=int)  # (C, n)
+        n = m.shape[1]
+        err = cost[np.arange(n)[None, :], m].sum(axis=1)
+        bits = np.where(m > 0, np.stack([bits_at(ctx, np.maximum(row, 1)) for row in m]), 0.0)
+        with np.errstate(invalid="ignore"):
+            tau, _ = ctx.plan.minmax(ctx.start_s, bits.T, ctx.bandwidth_hz, narrow=narrow)
+        tau = np.where(np.any(m > 0, axis=1), tau, float(np.max(ctx.start_s)))
+        return np.where(np.isfinite(err), err + ctx.queue * tau, math.inf)
 
     def problem(self, n: int, big_r: int, nodes: int) -> OnlineProblem:
         key = (n, big_r, nodes)
@@ -365,16 +390,42 @@ class TSFA(Controller):
                      bits: np.ndarray, tables: dict | None = None) -> np.ndarray | None:
         """Ranks minimising the error at deadline tau (``fast`` solver); None: infeasible.
 
-        ``tables`` collects the needed-bandwidth table of each tau (n, R + 1).
+        ``tables`` collects the needed-bandwidth table of each tau (n, R + 1), exact
+        (as its own lower and upper bound).
         """
         need = np.zeros(bits.shape)
-        need[:, 1:] = ctx.plan.needed_bandwidth(bits[:, 1:], ctx.start_s, tau, ctx.bandwidth_hz)
+        start = None
+        if tables:  # Newton from the table of the nearest deadline already bounded
+            start = tables[min(tables, key=lambda t: abs(t - tau))][1][:, 1:]
+        need[:, 1:] = ctx.plan.needed_bandwidth(bits[:, 1:], ctx.start_s, tau, ctx.bandwidth_hz,
+                                                start_hz=start)
         if tables is not None:
-            tables[tau] = need
+            tables[tau] = (need, need)
         solve = (choose_ranks_exact if len(cost) <= self.params.exact_max_clients
                  else choose_ranks)
         out = solve(cost, need, ctx.bandwidth_hz)
         return None if out is None else out[0]
+
+    def per_tau_table(self, ctx: RoundContext, taus: np.ndarray, cost: np.ndarray,
+                      bits: np.ndarray, table: RateTable,
+                      tables: dict) -> list[np.ndarray | None]:
+        """Ranks for many deadlines at once from the round's rate table (``fast``).
+
+        Each tau's knapsack uses the table's upper bounds on the needed bandwidths,
+        so its choice surely fits by tau; the bounds go to ``tables``.
+        """
+        lower, upper = table.bounds(bits[:, 1:], taus)  # (n, T, R)
+        pad = np.zeros((len(cost), len(taus), 1))
+        lower = np.concatenate([pad, lower], axis=2)
+        upper = np.concatenate([pad, upper], axis=2)
+        for i, t in enumerate(taus):
+            tables[float(t)] = (lower[:, i], upper[:, i])
+        need = np.moveaxis(upper, 1, 0)  # (T, n, R + 1)
+        if len(cost) <= self.params.exact_max_clients:
+            out = [choose_ranks_exact(cost, nd, ctx.bandwidth_hz) for nd in need]
+            return [None if o is None else o[0] for o in out]
+        m, ok = choose_ranks_many(cost, need, ctx.bandwidth_hz)
+        return [m[i] if ok[i] else None for i in range(len(taus))]
 
     def per_tau_cvxpy(self, ctx: RoundContext, tau: float, prob: OnlineProblem,
                       s0: np.ndarray, s1: np.ndarray) -> np.ndarray | None:
@@ -429,9 +480,13 @@ class TSFA(Controller):
         bits = np.array(ctx.bits[:, : big_r + 1], dtype=float)
         bits[:, 0] = 0.0
         ones = np.ones(n, dtype=int)
-        tau_hi, _ = ctx.plan.minmax(ctx.start_s, bits_at(ctx, full), ctx.bandwidth_hz)
-        tau_lo, _ = ctx.plan.minmax(ctx.start_s, bits_at(ctx, ones), ctx.bandwidth_hz)
         use_cvxpy = self.params.solver == "cvxpy"
+        rate_table = None if use_cvxpy else RateTable(ctx.plan, ctx.start_s, ctx.bandwidth_hz)
+        narrow = self._narrow = None if rate_table is None else rate_table.narrow
+        ends, _ = ctx.plan.minmax(ctx.start_s, np.stack([bits_at(ctx, full),
+                                                         bits_at(ctx, ones)], axis=1),
+                                  ctx.bandwidth_hz, narrow=narrow)
+        tau_hi, tau_lo = float(ends[0]), float(ends[1])
         if use_cvxpy:
             prob = self.problem(n, big_r, ctx.plan.law.gains.shape[1])
             prob.p.value = ctx.p
@@ -442,68 +497,71 @@ class TSFA(Controller):
         solves = 0
         cache: dict[float, float] = {}
         found: dict[bytes, np.ndarray] = {}  # every distinct per-tau choice
-        tables: dict[float, np.ndarray] = {}
+        # per evaluated tau: bounds (lower, upper) of the needed-bandwidth table (n, R + 1)
+        tables: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
-        def evaluate(tau: float) -> float:
+        def evaluate_many(taus: list[float]) -> list[float]:
             nonlocal solves
-            if tau in cache:
-                return cache[tau]
-            solves += 1
-            m = (self.per_tau_cvxpy(ctx, tau, prob, s0, s1) if use_cvxpy
-                 else self.per_tau_fast(ctx, tau, cost, bits, tables))
-            if m is None:
-                cache[tau] = math.inf
-                return math.inf
-            # m is feasible at tau, so tau bounds its own min-max latency
-            j = float(cost[np.arange(n), m].sum()) + ctx.queue * tau
-            cache[tau] = j
-            found.setdefault(m.tobytes(), m.copy())
-            return j
+            new = sorted({t for t in taus if t not in cache})
+            if new:
+                solves += len(new)
+                if use_cvxpy:
+                    choices = [self.per_tau_cvxpy(ctx, t, prob, s0, s1) for t in new]
+                else:
+                    choices = self.per_tau_table(ctx, np.array(new), cost, bits, rate_table,
+                                                 tables)
+                for t, m_ in zip(new, choices, strict=True):
+                    if m_ is None:
+                        cache[t] = math.inf
+                        continue
+                    # m is feasible at tau, so tau bounds its own min-max latency
+                    cache[t] = float(cost[np.arange(n), m_].sum()) + ctx.queue * t
+                    found.setdefault(m_.tobytes(), m_.copy())
+            return [cache[t] for t in taus]
 
         if np.isfinite(tau_lo) and np.isfinite(tau_hi):
             lo = tau_lo * (1 + 1e-9)
             grid = np.linspace(lo, max(tau_hi, lo * (1 + 1e-9)), self.params.grid)
-            vals = [evaluate(float(t)) for t in grid]
-            i = int(np.argmin(vals))
-            a_, b_ = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-            x1, x2 = b_ - GOLDEN * (b_ - a_), a_ + GOLDEN * (b_ - a_)
-            for _ in range(self.params.refine):  # golden section around the best grid point
-                if evaluate(float(x1)) <= evaluate(float(x2)):
-                    b_, x2 = x2, x1
-                    x1 = b_ - GOLDEN * (b_ - a_)
-                else:
-                    a_, x1 = x1, x2
-                    x2 = a_ + GOLDEN * (b_ - a_)
+            vals = evaluate_many([float(t) for t in grid])
+            for _ in range(self.params.refine):  # zoom: the cells either side of the best
+                i = int(np.argmin(vals))
+                a_, b_ = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+                grid = np.linspace(a_, b_, ZOOM_POINTS + 2)
+                vals = evaluate_many([float(t) for t in grid])
 
         fallback = int(not found)
         # the endpoints and every distinct per-tau choice, scored by the true objective
         # (a choice made at tau may finish well before tau), the best settled at its tau*
         candidates = [full, ones, *found.values()]
         candidates = self.shortlist(ctx, candidates, cost, tables, tau_lo, tau_hi)
-        scored = [(self.objective(ctx, m_, cost)[0], i) for i, m_ in enumerate(candidates)]
-        j_best, i_best = min(scored)
-        m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy)
+        scores = self.objectives(ctx, candidates, cost, narrow)
+        i_best = int(np.argmin(scores))
+        j_best = float(scores[i_best])
+        m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy, dict(tables))
         if not np.isfinite(j_best):
             m, fallback = full.copy(), 1
         elif n <= self.params.polish_max_clients:
-            m = self.settle(ctx, self.polish(ctx, m, cost), cost, bits, use_cvxpy)
+            m = self.settle(ctx, self.polish(ctx, m, cost), cost, bits, use_cvxpy,
+                            dict(tables))
         if not np.any(m > 0):
             m = self.best_single_sender(ctx, cost)
         _, _, b = self.objective(ctx, m, cost)
+        self._narrow = None
         if self.params.schedule:
             self._update_participation(ctx, m)
         return self._result(ctx, m, b, t0, solves, fallback, least_s=tau_lo)
 
     def shortlist(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
-                  tables: dict[float, np.ndarray], tau_lo: float, tau_hi: float
-                  ) -> list[np.ndarray]:
+                  tables: dict[float, tuple[np.ndarray, np.ndarray]], tau_lo: float,
+                  tau_hi: float) -> list[np.ndarray]:
         """The candidates that may be best, from brackets of their min-max latency.
 
-        A candidate fits by each tau whose needed-bandwidth table sums to at most B
-        for its ranks, so its ``tau*`` lies between the largest evaluated tau at which
-        it does not fit and the smallest at which it does. Only candidates whose lower
-        bound ``cost + Q tau_below`` is at most the best upper bound ``cost + Q tau_above``
-        need an exact evaluation.
+        Every evaluated tau has bounds on the needed-bandwidth table. A candidate
+        surely fits by tau where its upper needs sum to at most B, and surely does
+        not where its lower needs sum to more, so its ``tau*`` lies between the
+        largest tau where it surely does not fit and the smallest where it surely
+        does. Only candidates whose lower bound ``cost + Q tau_below`` is at most the
+        best upper bound ``cost + Q tau_above`` need an exact evaluation.
         """
         if len(candidates) <= 2 or not tables or not (np.isfinite(tau_lo)
                                                       and np.isfinite(tau_hi)):
@@ -512,16 +570,19 @@ class TSFA(Controller):
         m = np.array(candidates)
         n = m.shape[1]
         rows = np.arange(n)[None, :]
-        fits = np.stack([tables[t][rows, m].sum(axis=1) <= ctx.bandwidth_hz for t in taus],
-                        axis=1)  # (C, T)
+        big_b = ctx.bandwidth_hz
+        fits = np.stack([tables[t][1][rows, m].sum(axis=1) <= big_b for t in taus], axis=1)
+        short = np.stack([tables[t][0][rows, m].sum(axis=1) > big_b for t in taus], axis=1)
         err = cost[rows, m].sum(axis=1)
         # every candidate fits by tau_hi (full rank does); no latency is below min start
         ext = np.concatenate([[float(np.min(ctx.start_s))], taus, [tau_hi * (1 + 1e-9)]])
-        fits = np.concatenate([np.zeros((len(m), 1), bool), fits, np.ones((len(m), 1), bool)],
-                              axis=1)
-        first = np.argmax(fits, axis=1)
-        upper = err + ctx.queue * ext[first]
-        lower = err + ctx.queue * ext[np.maximum(first - 1, 0)]
+        ones = np.ones((len(m), 1), bool)
+        fits = np.concatenate([~ones, fits, ones], axis=1)
+        short = np.concatenate([ones, short, ~ones], axis=1)
+        first_fit = np.argmax(fits, axis=1)
+        last_short = short.shape[1] - 1 - np.argmax(short[:, ::-1], axis=1)
+        upper = err + ctx.queue * ext[first_fit]
+        lower = err + ctx.queue * ext[np.minimum(last_short, first_fit)]
         keep = lower <= upper.min() * (1 + 1e-12) + 1e-300
         return [c for c, k in zip(candidates, keep, strict=True) if k]
 
@@ -541,7 +602,7 @@ class TSFA(Controller):
         return best if best is not None else np.asarray(ctx.ranks, dtype=int).copy()
 
     def settle(self, ctx: RoundContext, m: np.ndarray, cost: np.ndarray, bits: np.ndarray,
-               use_cvxpy: bool) -> np.ndarray:
+               use_cvxpy: bool, tables: dict | None = None) -> np.ndarray:
         """Re-solve the ranks at ``tau*(m)`` until the objective stops falling.
 
         The ranks chosen at deadline ``tau*(m)`` fit by that deadline and cost no more
@@ -551,7 +612,7 @@ class TSFA(Controller):
         for _ in range(20):
             if use_cvxpy or not np.isfinite(tau):
                 break
-            nxt = self.per_tau_fast(ctx, tau * (1 + 1e-9), cost, bits)
+            nxt = self.per_tau_fast(ctx, tau * (1 + 1e-9), cost, bits, tables)
             if nxt is None:
                 break
             j, tau_n, _ = self.objective(ctx, nxt, cost)
@@ -561,23 +622,30 @@ class TSFA(Controller):
         return m
 
     def polish(self, ctx: RoundContext, m: np.ndarray, cost: np.ndarray) -> np.ndarray:
-        """Single-rank moves on the true objective until none improves it."""
+        """Single-rank moves on the true objective until none improves it.
+
+        Every move (one client one rank up or down) is scored at once
+        (:meth:`objectives`); the best improving one is taken, and again.
+        """
         m = m.copy()
-        cur, _, _ = self.objective(ctx, m, cost)
-        improved = True
-        while improved:
-            improved = False
-            for k in range(len(m)):
+        cur = float(self.objectives(ctx, [m], cost, self._narrow)[0])
+        n, width = cost.shape
+        for _ in range(n * width):
+            moves = []
+            for k in range(n):
                 for step in (1, -1):
                     nxt = m[k] + step
-                    if not 0 <= nxt < cost.shape[1] or not np.isfinite(cost[k, nxt]):
-                        continue
-                    m[k] = nxt
-                    j, _, _ = self.objective(ctx, m, cost)
-                    if j < cur - 1e-12 * max(1.0, abs(cur)):
-                        cur, improved = j, True
-                    else:
-                        m[k] -= step
+                    if 0 <= nxt < width and np.isfinite(cost[k, nxt]):
+                        moved = m.copy()
+                        moved[k] = nxt
+                        moves.append(moved)
+            if not moves:
+                break
+            scores = self.objectives(ctx, moves, cost, self._narrow)
+            i = int(np.argmin(scores))
+            if not scores[i] < cur - 1e-12 * max(1.0, abs(cur)):
+                break
+            m, cur = moves[i], float(scores[i])
         return m
 
     def _update_participation(self, ctx: RoundContext, m: np.ndarray) -> None:
