@@ -149,6 +149,12 @@ class Channel(ABC):
         gains, probs = self.marginal_nodes()
         return WindowLaw.stationary(n_links, gains, probs, from_s)
 
+    def forget_before(self, t_s: float) -> None:
+        """Nothing before ``t_s`` will be asked again: a model that stores its past
+        (drawn blocks) may drop it, so memory and checkpoints stay bounded over a
+        long run. The default keeps everything."""
+        return None
+
     def block_index(self, times_s: np.ndarray) -> np.ndarray:
         """Index of the coherence block each time falls in, shape (n_times,)."""
         if not np.isfinite(self.coherence_time_s):

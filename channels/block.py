@@ -17,7 +17,9 @@ class BlockFading(Channel):
     block ``j + 1``). numpy's Generator fills arrays sequentially, so the gain of
     block ``j`` does not depend on the order or the chunking of the queries that
     reached it (a test checks this). Subclasses' ``Params`` have a
-    ``coherence_time_s`` field (the block length).
+    ``coherence_time_s`` field (the block length). Blocks before the time given to
+    :meth:`forget_before` are dropped (the round loop calls it at each round start,
+    less the CSI delay), so only the blocks of the current round stay in memory.
     """
 
     def __init__(self, params=None) -> None:
@@ -27,7 +29,8 @@ class BlockFading(Channel):
     def reset(self, n_links: int, rng: np.random.Generator) -> None:
         self.n_links = int(n_links)
         self._rng = rng
-        self._blocks = np.empty((0, self.n_links))  # (n_blocks_drawn, n_links)
+        self._blocks = np.empty((0, self.n_links))  # (n_blocks_kept, n_links)
+        self._first = 0  # index of the first kept block
 
     @abstractmethod
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
@@ -44,9 +47,21 @@ class BlockFading(Channel):
         idx = self.block_index(np.asarray(times_s, dtype=float))
         if idx.size and idx.min() < 0:
             raise ValueError("times_s must be non-negative")
+        first = getattr(self, "_first", 0)
+        if idx.size and idx.min() < first:
+            raise ValueError(f"the gains before {first * self.coherence_time_s:g} s were "
+                             "forgotten (forget_before)")
         need = int(idx.max()) + 1 if idx.size else 0
-        have = self._blocks.shape[0]
-        if need > have:
-            new = max(need - have, have, 64)  # grow geometrically
+        kept = self._blocks.shape[0]
+        if need > first + kept:
+            new = max(need - first - kept, kept, 64)  # grow geometrically
             self._blocks = np.vstack([self._blocks, self.draw(self._rng, new, self.n_links)])
-        return self._blocks[idx].T
+        return self._blocks[idx - first].T
+
+    def forget_before(self, t_s: float) -> None:
+        first = getattr(self, "_first", 0)
+        j = int(self.block_index(np.array([max(t_s, 0.0)]))[0])
+        drop = min(j - first, self._blocks.shape[0])  # undrawn blocks are drawn later
+        if drop > 0:
+            self._blocks = self._blocks[drop:].copy()
+            self._first = first + drop

@@ -45,6 +45,19 @@ def test_gains_do_not_depend_on_query_order():
         assert np.array_equal(ch.gains(t[[j]])[:, 0], a[:, j])
 
 
+def test_forgetting_old_blocks_keeps_every_later_gain_and_bounds_memory():
+    keep_all, forget = rayleigh(n_links=4, tc=0.01), rayleigh(n_links=4, tc=0.01)
+    rng = np.random.default_rng(0)
+    for start in np.arange(0.0, 50.0, 0.37):  # rounds of up to 0.3 s, 5,000 blocks in all
+        forget.forget_before(start)
+        t = start + rng.uniform(0, 0.3, 9)
+        assert np.array_equal(forget.gains(t), keep_all.gains(t))
+        assert forget._blocks.shape[0] <= 200  # the round's blocks, not the run's
+    assert keep_all._blocks.shape[0] > 5000
+    with pytest.raises(ValueError, match="forgotten"):
+        forget.gains(np.array([1.0]))
+
+
 def test_same_generator_seed_same_gains_other_seed_differs():
     t = np.linspace(0, 1, 11)
     assert np.array_equal(rayleigh(seed=4).gains(t), rayleigh(seed=4).gains(t))
@@ -63,3 +76,16 @@ def test_registry_names_and_import_path():
     with pytest.raises(UnknownNameError) as err:
         CHANNELS.get("raleigh")
     assert "rayleigh" in str(err.value)
+
+
+def test_a_run_keeps_only_the_current_rounds_blocks(tiny_raw):
+    from wirelessfl.runner import Simulation
+    from wirelessfl.scenario import Scenario
+
+    tiny_raw["rounds"] = 6
+    tiny_raw["channel"]["fading"]["coherence_time_s"] = 0.0002
+    sim = Simulation(Scenario.model_validate(tiny_raw))
+    summary = sim.run([])
+    ch = sim.cell.channel
+    blocks_played = summary["sim_time_s"] / ch.coherence_time_s
+    assert blocks_played > 3 * ch._blocks.shape[0] and ch._first > 0

@@ -529,6 +529,8 @@ class Simulation:
         aggregate. Logs nothing; the caller turns the result into rows."""
         sc = self.sc
         self.cell.move_to(t_now)
+        # nothing earlier than this round's CSI is asked again
+        self.cell.channel.forget_before(t_now - self.cell.csi_delay_s)
         sel, fading_all = self.select(t, t_now, sampling)
         dl_bits = self.broadcast_bits(state)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
