@@ -533,8 +533,17 @@ class TSFA(Controller):
         # the endpoints and every distinct per-tau choice, scored by the true objective
         # (a choice made at tau may finish well before tau), the best settled at its tau*
         candidates = [full, ones, *found.values()]
-        candidates = self.shortlist(ctx, candidates, cost, tables, tau_lo, tau_hi)
-        scores = self.objectives(ctx, candidates, cost, narrow)
+        candidates, lower, upper = self.shortlist(ctx, candidates, cost, tables, tau_lo,
+                                                  tau_hi)
+        # the most promising first, alone; then only those its exact J leaves in
+        first = int(np.argmin(upper))
+        j_first = float(self.objectives(ctx, [candidates[first]], cost, narrow)[0])
+        rest = [i for i in range(len(candidates))
+                if i != first and lower[i] <= j_first * (1 + 1e-12) + 1e-300]
+        scores = np.full(len(candidates), math.inf)
+        scores[first] = j_first
+        if rest:
+            scores[rest] = self.objectives(ctx, [candidates[i] for i in rest], cost, narrow)
         i_best = int(np.argmin(scores))
         j_best = float(scores[i_best])
         m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy, dict(tables))
@@ -553,7 +562,7 @@ class TSFA(Controller):
 
     def shortlist(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
                   tables: dict[float, tuple[np.ndarray, np.ndarray]], tau_lo: float,
-                  tau_hi: float) -> list[np.ndarray]:
+                  tau_hi: float) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """The candidates that may be best, from brackets of their min-max latency.
 
         Every evaluated tau has bounds on the needed-bandwidth table. A candidate
@@ -561,11 +570,13 @@ class TSFA(Controller):
         not where its lower needs sum to more, so its ``tau*`` lies between the
         largest tau where it surely does not fit and the smallest where it surely
         does. Only candidates whose lower bound ``cost + Q tau_below`` is at most the
-        best upper bound ``cost + Q tau_above`` need an exact evaluation.
+        best upper bound ``cost + Q tau_above`` need an exact evaluation. Returns them
+        with their lower and upper bounds on J (``-inf``/``inf`` where unknown).
         """
         if len(candidates) <= 2 or not tables or not (np.isfinite(tau_lo)
                                                       and np.isfinite(tau_hi)):
-            return candidates
+            return (candidates, np.full(len(candidates), -math.inf),
+                    np.full(len(candidates), math.inf))
         taus = np.array(sorted(tables))
         m = np.array(candidates)
         n = m.shape[1]
@@ -584,7 +595,7 @@ class TSFA(Controller):
         upper = err + ctx.queue * ext[first_fit]
         lower = err + ctx.queue * ext[np.minimum(last_short, first_fit)]
         keep = lower <= upper.min() * (1 + 1e-12) + 1e-300
-        return [c for c, k in zip(candidates, keep, strict=True) if k]
+        return [c for c, k in zip(candidates, keep, strict=True) if k], lower[keep], upper[keep]
 
     def best_single_sender(self, ctx: RoundContext, cost: np.ndarray) -> np.ndarray:
         """The best vector with exactly one client sending (a round must aggregate one)."""
