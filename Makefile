@@ -24,6 +24,8 @@ test-all: $(STAMP)  ## every test, the slow end-to-end ones included
 
 bench: $(STAMP)  ## benchmarks -> results/bench/
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_training.py
+	$(PY) scripts/bench_scale.py
 	$(PY) scripts/bench_ray.py
 
 lint: $(STAMP)

@@ -3,13 +3,17 @@
 Writes ``results/bench/overhead.json``, ``results/bench/channels.json`` (fading
 gains sampled per second, 1,000 links x 1,000 blocks) and
 ``results/bench/control.json`` (SOFT against SVD selection per site; TSFA online
-decision time at 10, 100 and 1,000 clients). For each case the same model, data, client
-shards, local steps, batch size and evaluations are run twice: once by
+decision time at 10, 100 and 1,000 clients for both solvers; the time of
+``wirelessfl validate`` on a typo). For each case the same model, data, client
+shards, local steps, batch size and evaluations are run three ways: by
 ``wirelessfl`` (the full round loop: channel, simpy timeline, controller, results
-files) and once by a plain loop that only trains, averages and evaluates. The
+files) with batched training (the default) and with ``batch_clients: false``, and
+by a plain loop that trains one client after another, averages and evaluates. The
 ratio of their wall times is the simulator's overhead factor (1.0 = free).
 
 Usage: python scripts/bench.py [--cases tiny,minilm] [--repeats 2]
+       python scripts/bench.py --bare tiny            # the bare loop alone
+       python scripts/bench.py --write-case tiny t.yaml  # then: wirelessfl run t.yaml
 """
 
 from __future__ import annotations
@@ -167,31 +171,66 @@ def soft_vs_svd(repeats: int = 3) -> dict[str, dict[str, float]]:
     return out
 
 
-def tsfa_solve_times(sizes=(10, 100, 1000), rounds: int = 3) -> dict[str, dict[str, float]]:
-    """Wall time of one TSFA online decision on synthetic instances of n clients."""
+def tsfa_solve_times(sizes=(10, 100, 1000), rounds: int = 3,
+                     cvxpy_rounds: int = 1) -> dict[str, dict[str, dict[str, float]]]:
+    """Wall time of one TSFA online decision on synthetic instances of n clients.
+
+    Block Rayleigh fading with 10 ms blocks and the default window-law planning (17
+    quadrature nodes per client), and instantaneous CSI (one node); a loaded queue so
+    the trade-off is real. Both solvers decide the same rounds; the first round (the
+    cvxpy problem's construction) is reported apart.
+    """
     from wirelessfl.control.base import LatencyQueue
     from wirelessfl.control.synthetic import SyntheticCell
-    from wirelessfl.control.tsfa import TSFA
+    from wirelessfl.control.tsfa import TSFA, TSFAParams
 
-    out = {}
-    for n in sizes:
-        cell = SyntheticCell(n=n, rank=8, bandwidth_hz=1e6 * n, seed=0)
-        ctrl = TSFA()
-        q = LatencyQueue(1.0)
-        times, solves = [], []
-        for t in range(rounds + 1):
-            ctx = cell.context(t, max(q.value, 1.0), 1.0)  # a loaded queue: a real trade-off
-            t0 = time.perf_counter()
-            a = ctrl.online(ctx)
-            if t > 0:  # round 0 includes building the cvxpy problem
-                times.append(time.perf_counter() - t0)
-                solves.append(a.info["tsfa_solves"])
-            q.update(float(a.planned_latency_s.max()))
-        out[str(n)] = {"per_round_s": round(float(np.median(times)), 4),
-                       "cvxpy_solves_per_round": float(np.median(solves))}
-        print(f"tsfa online, {n} clients: {np.median(times):.3f} s per round "
-              f"({np.median(solves):.0f} cvxpy solves)")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for csi, coherence in (("window_law", 0.01), ("instantaneous", None)):
+        out[csi] = {}
+        for n in sizes:
+            row: dict[str, float] = {}
+            for solver in ("fast", "cvxpy"):
+                cell = SyntheticCell(n=n, rank=8, bandwidth_hz=1e6 * n, seed=0,
+                                     coherence_time_s=coherence)
+                ctrl = TSFA(TSFAParams(solver=solver))
+                q = LatencyQueue(1.0)
+                times, js = [], []
+                for t in range((rounds if solver == "fast" else cvxpy_rounds) + 1):
+                    ctx = cell.context(t, max(q.value, 1.0), 1.0)
+                    t0 = time.perf_counter()
+                    a = ctrl.online(ctx)
+                    dt = time.perf_counter() - t0
+                    if t == 0:
+                        row[f"{solver}_first_round_s"] = round(dt, 4)
+                    else:
+                        times.append(dt)
+                        js.append(ctrl.objective(ctx, a.keep_ranks)[0])
+                    q.update(float(a.planned_latency_s.max()))
+                row[f"{solver}_per_round_s"] = round(float(np.median(times)), 4)
+                row[f"{solver}_objective"] = float(js[0])
+            row["cvxpy_over_fast"] = round(row["cvxpy_per_round_s"] / row["fast_per_round_s"], 1)
+            out[csi][str(n)] = row
+            print(f"tsfa online ({csi}), {n} clients: fast {row['fast_per_round_s'] * 1e3:.1f} "
+                  f"ms, cvxpy {row['cvxpy_per_round_s'] * 1e3:.0f} ms per round", flush=True)
     return out
+
+
+def validate_error_s(repeats: int = 3) -> dict[str, float]:
+    """Wall time from ``wirelessfl validate bad.yaml`` (a key typo) to its error line."""
+    import subprocess
+    import sys
+
+    bad = Path(tempfile.mkdtemp()) / "bad.yaml"
+    bad.write_text("name: typo\nclients:\n  cuont: 10\n")
+    exe = Path(sys.executable).with_name("wirelessfl")
+    best, line, code = float("inf"), "", 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = subprocess.run([str(exe), "validate", str(bad)], capture_output=True, text=True)
+        best = min(best, time.perf_counter() - t0)
+        line, code = res.stderr.strip().splitlines()[-1], res.returncode
+    print(f"validate of a typo: {best:.2f} s, exit {code}: {line}")
+    return {"seconds": round(best, 3), "exit_code": code, "message": line}
 
 
 def main() -> None:
@@ -199,7 +238,19 @@ def main() -> None:
     ap.add_argument("--cases", default="tiny,minilm")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--bare", metavar="CASE",
+                    help="only run CASE's bare loop (to time it as a whole process)")
+    ap.add_argument("--write-case", nargs=2, metavar=("CASE", "YAML"),
+                    help="only write CASE's scenario to YAML (for `wirelessfl run`)")
     args = ap.parse_args()
+    if args.bare:
+        bare_loop(parse_scenario(CASES[args.bare]))
+        return
+    if args.write_case:
+        import yaml
+
+        Path(args.write_case[1]).write_text(yaml.safe_dump(CASES[args.write_case[0]]))
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {"host": {"machine": platform.machine(), "processor": platform.processor(),
@@ -208,16 +259,23 @@ def main() -> None:
               "versions": package_versions(), "cases": {}}
     for name in args.cases.split(","):
         sc = parse_scenario(CASES[name])
-        bare = min(bare_loop(sc) for _ in range(args.repeats))
-        sim = min(wirelessfl_run(sc) for _ in range(args.repeats))
+        off = parse_scenario({**CASES[name], "compute": {"batch_clients": False}})
+        bare, seq, bat = float("inf"), float("inf"), float("inf")
+        for _ in range(args.repeats):  # interleaved, best of the repeats
+            bare = min(bare, bare_loop(sc))
+            seq = min(seq, wirelessfl_run(off))
+            bat = min(bat, wirelessfl_run(sc))
         report["cases"][name] = {
             "scenario": CASES[name],
             "client_steps": sc.rounds * sc.clients.count * sc.clients.local_steps,
             "bare_pytorch_peft_s": round(bare, 4),
-            "wirelessfl_run_s": round(sim, 4),
-            "overhead_ratio": round(sim / bare, 4),
+            "wirelessfl_run_s": round(bat, 4),
+            "wirelessfl_run_sequential_s": round(seq, 4),
+            "overhead_ratio": round(bat / bare, 4),
+            "overhead_ratio_sequential": round(seq / bare, 4),
         }
-        print(f"{name}: bare {bare:.2f} s, wirelessfl {sim:.2f} s, ratio {sim / bare:.3f}")
+        print(f"{name}: bare {bare:.2f} s, wirelessfl {bat:.2f} s (batched, x{bat / bare:.3f}), "
+              f"{seq:.2f} s (sequential, x{seq / bare:.3f})", flush=True)
     (out / "overhead.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'overhead.json'}")
     chan = {"host": report["host"], "n_links": 1000, "n_blocks": 1000,
@@ -225,7 +283,8 @@ def main() -> None:
     (out / "channels.json").write_text(json.dumps(chan, indent=2))
     print(f"wrote {out / 'channels.json'}")
     ctrl = {"host": report["host"], "soft_vs_svd_selection": soft_vs_svd(),
-            "tsfa_online": tsfa_solve_times()}
+            "tsfa_online": tsfa_solve_times(),
+            "validate_error": validate_error_s()}
     (out / "control.json").write_text(json.dumps(ctrl, indent=2))
     print(f"wrote {out / 'control.json'}")
 

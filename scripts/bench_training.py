@@ -1,0 +1,109 @@
+"""Batched against sequential client training: client-steps per second.
+
+For each model (tiny-bert, MiniLM) and client count (10, 100), the same clients train
+from the same start state with the same batches twice per repeat, interleaved: one
+after another (``compute.batch_clients: false``, the reference path) and together
+in groups of the default size (``clients_per_pass``, see
+``wirelessfl.learning.batched``). The best of the repeats is kept. Thread counts:
+torch's default and 1. Writes ``results/bench/training.json``; on a machine with a
+GPU the same cases also run there (``device: cuda``).
+
+Usage: python scripts/bench_training.py [--models tiny-bert,minilm-l6]
+       [--clients 10,100] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from wirelessfl.runner import Simulation, TrainJob
+from wirelessfl.scenario import parse_scenario
+
+STEPS = {"tiny-bert": 4, "minilm-l6": 1}  # local steps per client and round
+
+
+def scenario(model: str, clients: int, device: str):
+    return parse_scenario({
+        "name": "bench-training", "seed": 0, "rounds": 1,
+        "clients": {"count": clients, "local_steps": STEPS[model], "batch_size": 16},
+        "model": {"name": model, "max_length": 64},
+        "data": ({"name": "synthetic", "synthetic": {"num_samples": 64 * clients}}
+                 if model == "tiny-bert" else {"name": "bbc"}),
+        "compute": {"device": device},
+        "output": {"plots": False, "save_adapter": False},
+    })
+
+
+def case(model: str, clients: int, device: str, repeats: int) -> dict:
+    sim = Simulation(scenario(model, clients, device))
+    per_pass = sim.clients_per_pass
+    jobs = [TrainJob(k, 0, int(sim.ranks[k]), sim.initial_state) for k in range(clients)]
+    sync = torch.cuda.synchronize if sim.device.type == "cuda" else (lambda: None)
+
+    def sequential() -> None:
+        for j in jobs:
+            sim.train_job(j)
+
+    def batched() -> None:
+        for i in range(0, clients, per_pass):
+            sim.train_group(jobs[i : i + per_pass])
+
+    best = {"sequential": float("inf"), "batched": float("inf")}
+    batched()  # warm-up (first-touch allocations, kernels)
+    for _ in range(repeats):
+        for name, fn in (("sequential", sequential), ("batched", batched)):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    steps = clients * STEPS[model]
+    out = {"clients": clients, "clients_per_pass": per_pass, "client_steps": steps,
+           "threads": torch.get_num_threads(), "device": str(sim.device),
+           **{f"{k}_s": round(v, 4) for k, v in best.items()},
+           **{f"{k}_steps_per_s": round(steps / v, 2) for k, v in best.items()},
+           "speedup": round(best["sequential"] / best["batched"], 3)}
+    print(f"{model} {clients} clients, {out['threads']} threads, {out['device']}: "
+          f"sequential {out['sequential_steps_per_s']} steps/s, batched "
+          f"{out['batched_steps_per_s']} ({per_pass} per pass): x{out['speedup']}",
+          flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="tiny-bert,minilm-l6")
+    ap.add_argument("--clients", default="10,100")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default="results/bench")
+    args = ap.parse_args()
+    default_threads = torch.get_num_threads()
+    report = {"host": {"machine": platform.machine(), "processor": platform.processor(),
+                       "default_torch_threads": default_threads,
+                       "cuda": torch.cuda.is_available()},
+              "cases": []}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for model in args.models.split(","):
+            threads = [default_threads] if model != "tiny-bert" or device == "cuda" \
+                else sorted({default_threads, 1}, reverse=True)
+            for th in threads:
+                torch.set_num_threads(th)
+                for k in (int(x) for x in args.clients.split(",")):
+                    report["cases"].append({"model": model, **case(model, k, device,
+                                                                    args.repeats)})
+    torch.set_num_threads(default_threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out / 'training.json'}")
+
+
+if __name__ == "__main__":
+    main()
