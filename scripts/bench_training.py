@@ -33,8 +33,9 @@ def scenario(model: str, clients: int, device: str):
         "name": "bench-training", "seed": 0, "rounds": 1,
         "clients": {"count": clients, "local_steps": STEPS[model], "batch_size": 16},
         "model": {"name": model, "max_length": 64},
-        "data": ({"name": "synthetic", "synthetic": {"num_samples": 64 * clients}}
-                 if model == "tiny-bert" else {"name": "bbc"}),
+        "data": {**({"name": "synthetic", "synthetic": {"num_samples": 64 * clients}}
+                    if model == "tiny-bert" else {"name": "bbc"}),
+                 "partition": {"scheme": "iid"}},
         "compute": {"device": device},
         "output": {"plots": False, "save_adapter": False},
     })

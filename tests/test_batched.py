@@ -131,7 +131,10 @@ def test_chunk_size_rules():
     sim = build("fedit", "none", ranks=[2, 2])
     cpu = torch.device("cpu")
     tokens = sim.sc.clients.batch_size * sim.sc.model.max_length
-    assert batched.clients_per_pass(sim.model, 8, 12, cpu, None) == 4096 // tokens
+    h = batched.hidden_size(sim.model)
+    assert h == 64  # tiny-bert
+    assert batched.clients_per_pass(sim.model, 8, 12, cpu, None) == min(
+        4096 // tokens, 786_432 // (tokens * h))
     assert batched.clients_per_pass(sim.model, 8, 12, cpu, 3) == 3
     assert batched.clients_per_pass(sim.model, 4096, 64, cpu, None) == 1
     per = batched.bytes_per_client(sim.model, 8, 12)

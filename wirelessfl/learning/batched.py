@@ -202,11 +202,9 @@ def bytes_per_client(model: nn.Module, batch_size: int, max_length: int) -> int:
     al., 2022, doubled from their 16-bit count), times the layers, plus the
     client's trainable tensors four times (value, gradient, two AdamW moments).
     """
-    cfg = getattr(getattr(model, "encoder", None), "config", None)
-    if cfg is None:
-        cfg = next((m.config for m in model.modules() if hasattr(m, "config")
-                    and hasattr(m.config, "hidden_size")), None)
-    h = int(getattr(cfg, "hidden_size", 768))
+    cfg = next((m.config for m in model.modules() if hasattr(m, "config")
+                and hasattr(m.config, "hidden_size")), None)
+    h = hidden_size(model)
     layers = int(getattr(cfg, "num_hidden_layers", 12))
     heads = int(getattr(cfg, "num_attention_heads", 12))
     act = layers * (68 * max_length * h + 10 * heads * max_length**2)
@@ -214,9 +212,18 @@ def bytes_per_client(model: nn.Module, batch_size: int, max_length: int) -> int:
     return int(batch_size * act + 16 * trainable)
 
 
-# Measured on a 2-core CPU (docs/decisions.md): a pass over more tokens than this runs
-# out of cache and costs more per example than one client alone
+# Measured on a 2-core CPU (docs/decisions.md): a pass over more tokens, or more
+# activation values (tokens x hidden width), than these runs out of cache and costs
+# more per example than one client alone
 CPU_TOKENS_PER_PASS = 4096
+CPU_VALUES_PER_PASS = 786_432  # 3 MiB of fp32 per activation tensor
+
+
+def hidden_size(model: nn.Module) -> int:
+    """Width of the model's hidden states (768 if the config does not say)."""
+    cfg = next((m.config for m in model.modules() if hasattr(m, "config")
+                and hasattr(m.config, "hidden_size")), None)
+    return int(getattr(cfg, "hidden_size", 768))
 
 
 def clients_per_pass(model: nn.Module, batch_size: int, max_length: int,
@@ -225,10 +232,13 @@ def clients_per_pass(model: nn.Module, batch_size: int, max_length: int,
 
     On a GPU: as many as fit a quarter of its memory (:func:`bytes_per_client`).
     On the CPU, where the cache and not the memory is the limit: as many whole
-    client batches as fit :data:`CPU_TOKENS_PER_PASS` tokens.
+    client batches as fit both :data:`CPU_TOKENS_PER_PASS` tokens and
+    :data:`CPU_VALUES_PER_PASS` activation values.
     """
+    tokens = batch_size * max_length
     if device.type == "cpu":
-        fit = max(1, CPU_TOKENS_PER_PASS // (batch_size * max_length))
+        fit = max(1, min(CPU_TOKENS_PER_PASS // tokens,
+                         CPU_VALUES_PER_PASS // (tokens * hidden_size(model))))
     else:
         fit = max(1, device_memory_bytes(device) // 4
                   // bytes_per_client(model, batch_size, max_length))
