@@ -321,6 +321,7 @@ class TSFA(Controller):
         self._problems: dict[tuple[int, int, int], OnlineProblem] = {}
         self.participation: dict[int, float] = {}  # Z_k per client id
         self._narrow = None  # within a fast decision: the round's RateTable.narrow
+        self._scored: dict | None = None  # within a decision: (J, tau*, b*) by rank vector
 
     # ------------------------------------------------------------------ helpers
 
@@ -356,29 +357,35 @@ class TSFA(Controller):
         the planner's uplink model.
         """
         cost = self.costs(ctx) if cost is None else cost
-        m = np.asarray(m, dtype=int)
-        err = float(cost[np.arange(len(m)), m].sum())
-        if not np.isfinite(err):
-            return math.inf, math.inf, np.zeros(len(m))
-        tau, b = ctx.plan.minmax(ctx.start_s, np.where(m > 0, bits_at(ctx, np.maximum(m, 1)),
-                                                       0.0), ctx.bandwidth_hz,
-                                 narrow=self._narrow)
-        if not np.any(m > 0):
-            tau = float(np.max(ctx.start_s))
-        return err + ctx.queue * tau, tau, b
+        return self._scores(ctx, [m], cost, self._narrow)[0]
 
     def objectives(self, ctx: RoundContext, candidates: list[np.ndarray],
                    cost: np.ndarray, narrow=None) -> np.ndarray:
         """:meth:`objective`'s J for many rank vectors, their min-max latencies solved
         together (``narrow``: see ``UplinkModel.minmax``); shape (C,)."""
-        m = np.array(candidates, dtype=int)  # (C, n)
-        n = m.shape[1]
-        err = cost[np.arange(n)[None, :], m].sum(axis=1)
-        bits = np.where(m > 0, np.stack([bits_at(ctx, np.maximum(row, 1)) for row in m]), 0.0)
-        with np.errstate(invalid="ignore"):
-            tau, _ = ctx.plan.minmax(ctx.start_s, bits.T, ctx.bandwidth_hz, narrow=narrow)
-        tau = np.where(np.any(m > 0, axis=1), tau, float(np.max(ctx.start_s)))
-        return np.where(np.isfinite(err), err + ctx.queue * tau, math.inf)
+        return np.array([r[0] for r in self._scores(ctx, candidates, cost, narrow)])
+
+    def _scores(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
+                narrow) -> list[tuple[float, float, np.ndarray]]:
+        """``(J, tau*, b*)`` per rank vector; within a decision each vector is solved
+        once (kept in ``_scored``), the new ones as columns of one min-max call."""
+        ms = [np.asarray(c, dtype=np.int64) for c in candidates]
+        seen = self._scored if self._scored is not None else {}
+        todo = list({m_.tobytes(): m_ for m_ in ms if m_.tobytes() not in seen}.values())
+        if todo:
+            m = np.array(todo)  # (C, n)
+            n = m.shape[1]
+            err = cost[np.arange(n)[None, :], m].sum(axis=1)
+            bits = np.where(m > 0, np.stack([bits_at(ctx, np.maximum(row, 1)) for row in m]),
+                            0.0)
+            with np.errstate(invalid="ignore"):
+                tau, b = ctx.plan.minmax(ctx.start_s, bits.T, ctx.bandwidth_hz, narrow=narrow)
+            tau = np.where(np.any(m > 0, axis=1), tau, float(np.max(ctx.start_s)))
+            for c, row in enumerate(todo):
+                seen[row.tobytes()] = (
+                    (float(err[c] + ctx.queue * tau[c]), float(tau[c]), b[:, c].copy())
+                    if np.isfinite(err[c]) else (math.inf, math.inf, np.zeros(n)))
+        return [seen[m_.tobytes()] for m_ in ms]
 
     def problem(self, n: int, big_r: int, nodes: int) -> OnlineProblem:
         key = (n, big_r, nodes)
@@ -466,6 +473,12 @@ class TSFA(Controller):
                            {"tsfa_offline_rank": final.model.lora.rank})
 
     def online(self, ctx: RoundContext) -> Allocation:
+        try:
+            return self._decide(ctx)
+        finally:  # the round's table and scores never leak into a later call
+            self._narrow, self._scored = None, None
+
+    def _decide(self, ctx: RoundContext) -> Allocation:
         t0 = time.perf_counter()
         ranks = np.asarray(ctx.ranks, dtype=int)
         n = len(ranks)
@@ -483,6 +496,7 @@ class TSFA(Controller):
         use_cvxpy = self.params.solver == "cvxpy"
         rate_table = None if use_cvxpy else RateTable(ctx.plan, ctx.start_s, ctx.bandwidth_hz)
         narrow = self._narrow = None if rate_table is None else rate_table.narrow
+        self._scored = {}
         ends, _ = ctx.plan.minmax(ctx.start_s, np.stack([bits_at(ctx, full),
                                                          bits_at(ctx, ones)], axis=1),
                                   ctx.bandwidth_hz, narrow=narrow)
@@ -555,7 +569,6 @@ class TSFA(Controller):
         if not np.any(m > 0):
             m = self.best_single_sender(ctx, cost)
         _, _, b = self.objective(ctx, m, cost)
-        self._narrow = None
         if self.params.schedule:
             self._update_participation(ctx, m)
         return self._result(ctx, m, b, t0, solves, fallback, least_s=tau_lo)
