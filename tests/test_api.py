@@ -81,6 +81,15 @@ def test_import_wirelessfl_is_cheap():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_a_run_whose_controller_needs_no_solver_never_imports_cvxpy(tmp_path):
+    code = ("import sys, wirelessfl; wirelessfl.run('scenarios/smoke.yaml', output=None, "
+            "rounds=1, method__controller='equal', compute__torch_threads=1); "
+            "print('cvxpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
+
+
 def test_a_metric_first_seen_in_a_later_round_reaches_the_table(tmp_path):
     from wirelessfl.observers import ResultsObserver, RoundRecord
     from wirelessfl.results import ResultsWriter, read_csv
