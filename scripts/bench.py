@@ -220,15 +220,17 @@ def validate_error_s(repeats: int = 3) -> dict[str, float]:
     import subprocess
     import sys
 
-    bad = Path(tempfile.mkdtemp()) / "bad.yaml"
-    bad.write_text("name: typo\nclients:\n  cuont: 10\n")
     exe = Path(sys.executable).with_name("wirelessfl")
     best, line, code = float("inf"), "", 0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        res = subprocess.run([str(exe), "validate", str(bad)], capture_output=True, text=True)
-        best = min(best, time.perf_counter() - t0)
-        line, code = res.stderr.strip().splitlines()[-1], res.returncode
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = Path(tmp) / "bad.yaml"
+        bad.write_text("name: typo\nclients:\n  cuont: 10\n")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            res = subprocess.run([str(exe), "validate", str(bad)], capture_output=True,
+                                 text=True)
+            best = min(best, time.perf_counter() - t0)
+            line, code = res.stderr.strip().splitlines()[-1], res.returncode
     print(f"validate of a typo: {best:.2f} s, exit {code}: {line}")
     return {"seconds": round(best, 3), "exit_code": code, "message": line}
 

@@ -357,18 +357,19 @@ class TSFA(Controller):
         the planner's uplink model.
         """
         cost = self.costs(ctx) if cost is None else cost
-        return self._scores(ctx, [m], cost, self._narrow)[0]
+        return self._scores(ctx, [m], cost)[0]
 
     def objectives(self, ctx: RoundContext, candidates: list[np.ndarray],
-                   cost: np.ndarray, narrow=None) -> np.ndarray:
+                   cost: np.ndarray) -> np.ndarray:
         """:meth:`objective`'s J for many rank vectors, their min-max latencies solved
-        together (``narrow``: see ``UplinkModel.minmax``); shape (C,)."""
-        return np.array([r[0] for r in self._scores(ctx, candidates, cost, narrow)])
+        together; shape (C,)."""
+        return np.array([r[0] for r in self._scores(ctx, candidates, cost)])
 
-    def _scores(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
-                narrow) -> list[tuple[float, float, np.ndarray]]:
+    def _scores(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray
+                ) -> list[tuple[float, float, np.ndarray]]:
         """``(J, tau*, b*)`` per rank vector; within a decision each vector is solved
-        once (kept in ``_scored``), the new ones as columns of one min-max call."""
+        once (kept in ``_scored``), the new ones as columns of one min-max call, its
+        deadline brackets narrowed by the round's rate table (``_narrow``) if any."""
         ms = [np.asarray(c, dtype=np.int64) for c in candidates]
         seen = self._scored if self._scored is not None else {}
         todo = list({m_.tobytes(): m_ for m_ in ms if m_.tobytes() not in seen}.values())
@@ -379,7 +380,8 @@ class TSFA(Controller):
             bits = np.where(m > 0, np.stack([bits_at(ctx, np.maximum(row, 1)) for row in m]),
                             0.0)
             with np.errstate(invalid="ignore"):
-                tau, b = ctx.plan.minmax(ctx.start_s, bits.T, ctx.bandwidth_hz, narrow=narrow)
+                tau, b = ctx.plan.minmax(ctx.start_s, bits.T, ctx.bandwidth_hz,
+                                         narrow=self._narrow)
             tau = np.where(np.any(m > 0, axis=1), tau, float(np.max(ctx.start_s)))
             for c, row in enumerate(todo):
                 seen[row.tobytes()] = (
@@ -495,11 +497,11 @@ class TSFA(Controller):
         ones = np.ones(n, dtype=int)
         use_cvxpy = self.params.solver == "cvxpy"
         rate_table = None if use_cvxpy else RateTable(ctx.plan, ctx.start_s, ctx.bandwidth_hz)
-        narrow = self._narrow = None if rate_table is None else rate_table.narrow
+        self._narrow = None if rate_table is None else rate_table.narrow
         self._scored = {}
         ends, _ = ctx.plan.minmax(ctx.start_s, np.stack([bits_at(ctx, full),
                                                          bits_at(ctx, ones)], axis=1),
-                                  ctx.bandwidth_hz, narrow=narrow)
+                                  ctx.bandwidth_hz, narrow=self._narrow)
         tau_hi, tau_lo = float(ends[0]), float(ends[1])
         if use_cvxpy:
             prob = self.problem(n, big_r, ctx.plan.law.gains.shape[1])
@@ -551,13 +553,13 @@ class TSFA(Controller):
                                                   tau_hi)
         # the most promising first, alone; then only those its exact J leaves in
         first = int(np.argmin(upper))
-        j_first = float(self.objectives(ctx, [candidates[first]], cost, narrow)[0])
+        j_first = float(self.objectives(ctx, [candidates[first]], cost)[0])
         rest = [i for i in range(len(candidates))
                 if i != first and lower[i] <= j_first * (1 + 1e-12) + 1e-300]
         scores = np.full(len(candidates), math.inf)
         scores[first] = j_first
         if rest:
-            scores[rest] = self.objectives(ctx, [candidates[i] for i in rest], cost, narrow)
+            scores[rest] = self.objectives(ctx, [candidates[i] for i in rest], cost)
         i_best = int(np.argmin(scores))
         j_best = float(scores[i_best])
         m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy, dict(tables))
@@ -652,7 +654,7 @@ class TSFA(Controller):
         (:meth:`objectives`); the best improving one is taken, and again.
         """
         m = m.copy()
-        cur = float(self.objectives(ctx, [m], cost, self._narrow)[0])
+        cur = float(self.objectives(ctx, [m], cost)[0])
         n, width = cost.shape
         for _ in range(n * width):
             moves = []
@@ -665,7 +667,7 @@ class TSFA(Controller):
                         moves.append(moved)
             if not moves:
                 break
-            scores = self.objectives(ctx, moves, cost, self._narrow)
+            scores = self.objectives(ctx, moves, cost)
             i = int(np.argmin(scores))
             if not scores[i] < cur - 1e-12 * max(1.0, abs(cur)):
                 break

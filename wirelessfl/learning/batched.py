@@ -202,8 +202,7 @@ def bytes_per_client(model: nn.Module, batch_size: int, max_length: int) -> int:
     al., 2022, doubled from their 16-bit count), times the layers, plus the
     client's trainable tensors four times (value, gradient, two AdamW moments).
     """
-    cfg = next((m.config for m in model.modules() if hasattr(m, "config")
-                and hasattr(m.config, "hidden_size")), None)
+    cfg = encoder_config(model)
     h = hidden_size(model)
     layers = int(getattr(cfg, "num_hidden_layers", 12))
     heads = int(getattr(cfg, "num_attention_heads", 12))
@@ -219,11 +218,15 @@ CPU_TOKENS_PER_PASS = 4096
 CPU_VALUES_PER_PASS = 786_432  # 3 MiB of fp32 per activation tensor
 
 
+def encoder_config(model: nn.Module):
+    """The first Hugging Face config in ``model`` that has a ``hidden_size``, or None."""
+    return next((m.config for m in model.modules() if hasattr(m, "config")
+                 and hasattr(m.config, "hidden_size")), None)
+
+
 def hidden_size(model: nn.Module) -> int:
     """Width of the model's hidden states (768 if the config does not say)."""
-    cfg = next((m.config for m in model.modules() if hasattr(m, "config")
-                and hasattr(m.config, "hidden_size")), None)
-    return int(getattr(cfg, "hidden_size", 768))
+    return int(getattr(encoder_config(model), "hidden_size", 768))
 
 
 def clients_per_pass(model: nn.Module, batch_size: int, max_length: int,
