@@ -314,6 +314,20 @@ def test_overwrite_never_empties_a_folder_that_is_not_a_run(tiny_raw, tmp_path, 
     assert (mine / "plots" / "thesis.png").read_bytes() == b"precious"
 
 
+def test_a_run_killed_before_its_first_checkpoint_says_there_is_nothing_to_resume(
+        tiny_raw, tmp_path, capsys):
+    run = tmp_path / "run"
+    tiny_raw["output"] = {"dir": str(run), "plots": False}
+    scenario = write(tmp_path, tiny_raw)
+    assert main(["run", scenario, "-q"]) == 0
+    (run / "summary.json").unlink()  # as if killed after round 1's row, before its checkpoint
+    before = (run / "metrics.csv").read_bytes()
+    err = one_line_error(capsys, ["run", scenario, "-q"], "output.dir")
+    assert "before its first checkpoint" in err and "--overwrite" in err
+    assert (run / "metrics.csv").read_bytes() == before
+    assert main(["run", scenario, "-q", "--overwrite"]) == 0
+
+
 def test_a_full_disk_is_one_line_and_the_run_resumes(tiny_raw, tmp_path, capsys, monkeypatch):
     import errno
 

@@ -45,10 +45,12 @@ def rows(path: Path) -> int:
 
 
 def kill_at(args: list[str], folder: Path, at_rows: int) -> None:
-    """Start ``args`` and SIGKILL it as soon as ``metrics.csv`` holds ``at_rows`` rows."""
+    """Start ``args`` and SIGKILL it as soon as ``metrics.csv`` holds ``at_rows`` rows and
+    a checkpoint exists (a row is appended just before its round's checkpoint is written)."""
     p = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
-    while rows(folder) < at_rows and p.poll() is None and time.time() - t0 < 120:
+    while ((rows(folder) < at_rows or not (folder / "checkpoint.pt").is_file())
+           and p.poll() is None and time.time() - t0 < 120):
         time.sleep(0.005)
     p.send_signal(signal.SIGKILL)
     p.wait()
