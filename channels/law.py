@@ -68,6 +68,24 @@ class WindowLaw:
         hi = np.minimum(t1, self.end_s[extra])
         return self.probs[extra] * np.maximum(hi - lo, 0.0)
 
+    def segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct time segments: nodes whose bounds agree on every link share one.
+
+        Returns
+        -------
+        start_s, end_s : ndarray, shape (n, S)
+            Each segment's bounds per link, seconds.
+        of_node : ndarray of int, shape (M,)
+            The segment of each node.
+        """
+        seen: dict[bytes, int] = {}
+        of_node = np.empty(self.start_s.shape[1], dtype=int)
+        for m in range(len(of_node)):
+            key = self.start_s[:, m].tobytes() + self.end_s[:, m].tobytes()
+            of_node[m] = seen.setdefault(key, len(seen))
+        first = np.array([int(np.argmax(of_node == s)) for s in range(len(seen))], dtype=int)
+        return self.start_s[:, first], self.end_s[:, first], of_node
+
     def shifted(self, dt_s: float) -> WindowLaw:
         """The same law with times measured from ``dt_s`` (``t - dt_s``)."""
         return WindowLaw(self.gains, self.probs, self.start_s - dt_s, self.end_s - dt_s)

@@ -32,15 +32,28 @@ from channels.law import WindowLaw
 LN2 = float(np.log(2.0))
 
 
-def node_rates(b_hz: np.ndarray, cg_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``b log2(1 + x / b)`` and its derivative in b, elementwise (b >= 0, x >= 0)."""
+def node_rates(b_hz: np.ndarray, cg_hz: np.ndarray, slope: bool = True
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``b log2(1 + x / b)`` and its derivative in b, elementwise (b >= 0, x >= 0);
+    the derivative is None unless ``slope``."""
     b_in = np.asarray(b_hz, dtype=float)
     b = np.minimum(np.maximum(b_in, 1e-300), 1e300)
+    tiny = bool(np.any(b_in < 1e-200))  # rare: b ~ 0 can overflow x / b
     with np.errstate(over="ignore", divide="ignore"):
         u = cg_hz / b
-        lg = np.log1p(u) / LN2
-        rate = np.where(b_in > 0, b * np.minimum(lg, 1e300), 0.0)
-        return rate, lg - (1.0 - 1.0 / (1.0 + u)) / LN2
+        lg = np.log1p(u)  # natural log; both results are scaled to log2 at the end
+        rate = np.minimum(lg, 1e300) * b if tiny else lg * b
+        rate *= 1.0 / LN2
+        if not slope:
+            return (np.where(b_in > 0, rate, 0.0) if tiny else rate), None
+        u += 1.0
+        np.reciprocal(u, out=u)  # 1 / (1 + x / b)
+        lg += u
+        lg -= 1.0
+        lg *= 1.0 / LN2  # d/db: log2(1 + x/b) - (1 - 1 / (1 + x/b)) / ln 2
+    if tiny:
+        rate = np.where(b_in > 0, rate, 0.0)
+    return rate, lg
 
 
 @dataclass
@@ -79,7 +92,7 @@ class UplinkModel:
         tau = np.broadcast_to(np.asarray(tau_s, dtype=float), b.shape)
         w = self.law.weights_s(np.broadcast_to(a, b.shape), tau)
         cg = self.cg_hz if b.ndim == 1 else self.cg_hz[:, None, :]
-        rate, _ = node_rates(b[..., None], cg)
+        rate, _ = node_rates(b[..., None], cg, slope=False)
         return np.sum(w * rate, axis=-1)
 
     def needed_bandwidth(self, bits: np.ndarray, a_s: np.ndarray, tau_s,
@@ -113,19 +126,23 @@ class UplinkModel:
 
         def d_and_slope(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             rate, slope = node_rates(b[..., None], cg)
-            return np.sum(w * rate, axis=-1), np.sum(w * slope, axis=-1)
+            return np.einsum("...m,...m->...", w, rate), np.einsum("...m,...m->...", w, slope)
+
+        def d_only(b: np.ndarray) -> np.ndarray:
+            return np.einsum("...m,...m->...", w, node_rates(b[..., None], cg, slope=False)[0])
 
         hi = np.full(s.shape, float(b_max_hz))
-        d_hi, _ = d_and_slope(hi)
-        ok = (d_hi >= s) & (s > 0)
+        ok = (d_only(hi) >= s) & (s > 0)
         lo = np.zeros(s.shape)
-        # D(b) >= b * sum_m w_m log2(1 + x_m / b_max) on (0, b_max]: an upper start point
-        floor = np.sum(w * np.log1p(cg / b_max_hz), axis=-1) / LN2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = np.where(ok, np.minimum(s / floor, hi), hi)
-        if start_hz is not None:
-            warm = np.asarray(start_hz, dtype=float)
-            x = np.where(ok & np.isfinite(warm) & (warm > 0), np.minimum(warm, hi), x)
+        warm = (np.full(s.shape, np.nan) if start_hz is None
+                else np.asarray(start_hz, dtype=float))
+        use_warm = ok & np.isfinite(warm) & (warm > 0)
+        x = np.where(use_warm, np.minimum(warm, hi), hi)
+        if not np.all(use_warm | ~ok):
+            # D(b) >= b sum_m w_m log2(1 + x_m / b_max) on (0, b_max]: an upper start
+            floor = np.einsum("...m,...m->...", w, np.log1p(cg / b_max_hz)) / LN2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = np.where(ok & ~use_warm, np.minimum(s / floor, hi), x)
         for _ in range(100):
             d, slope = d_and_slope(x)
             above = d >= s
@@ -140,7 +157,7 @@ class UplinkModel:
             if np.all(done):
                 break
         near = x * (1 + 1e-9)
-        d_near, _ = d_and_slope(near)
+        d_near = d_only(near)
         out = np.where(d_near >= s, np.minimum(near, hi * (1 + 1e-9)), hi * (1 + 1e-9))
         out = np.where(ok, np.minimum(out, b_max_hz), np.inf)
         return np.where(s <= 0, 0.0, out)
@@ -162,7 +179,7 @@ class UplinkModel:
         law = self.law
         knots = np.concatenate([law.start_s, law.end_s, a[:, None]], axis=1)
         knots = np.sort(np.maximum(knots, a[:, None]), axis=1)  # -inf -> a; inf stays
-        rate, _ = node_rates(b[:, :, None], self.cg_hz[:, None, :])  # (n, C, M)
+        rate, _ = node_rates(b[:, :, None], self.cg_hz[:, None, :], slope=False)  # (n, C, M)
         # expected rate on [knot_j, knot_{j+1}): nodes whose segment covers knot_j
         active = ((law.start_s[:, None, :] <= knots[:, :, None])
                   & (knots[:, :, None] < law.end_s[:, None, :])).astype(float)  # (n, P, M)
@@ -211,7 +228,7 @@ class UplinkModel:
     # ------------------------------------------------------------------ allocation
 
     def minmax(self, a_s: np.ndarray, bits: np.ndarray, bandwidth_hz: float,
-               iters: int = 60, narrow=None):
+               iters: int = 60, narrow=None, bracket=None):
         """Min-max latency allocation: ``(tau, b)`` with ``sum b <= B``.
 
         The smallest deadline whose needed bandwidths fit in B; leftover bandwidth is
@@ -221,7 +238,9 @@ class UplinkModel:
         ``bits`` of shape (n,) gives ``(float, (n,))``; of shape (n, C), C payload
         vectors solved together, ``((C,), (n, C))``. ``narrow(bits, lo, hi) -> (lo,
         hi, fitting needs at hi)`` may shrink the deadline brackets first (e.g.
-        ``RateTable.narrow``); the answer does not depend on it, only the time.
+        ``RateTable.narrow``); ``bracket = (lo, hi, needs)`` gives them instead
+        (each (C,); needs (n, C) that fit in the band by ``hi``, NaN where unknown).
+        The answer depends on neither, only the time.
         """
         a = np.asarray(a_s, dtype=float)
         s = np.asarray(bits, dtype=float)
@@ -234,9 +253,11 @@ class UplinkModel:
         live = s > 0
         count = np.maximum(live.sum(axis=0), 1)
         b_eq = np.where(live, big_b / count, 0.0)
-        hi = np.max(self.finish_s(b_eq, s, a), axis=0)
-        lo = np.max(np.where(live, self.finish_s(np.full((n, c), big_b), s, a), a[:, None]),
-                    axis=0)
+        if bracket is not None and np.all(np.isfinite(bracket[2])):
+            lo, hi, start = (np.asarray(x, dtype=float).copy() for x in bracket)
+            tau, best = self._deadline(a, s, big_b, lo, hi, start, iters)
+            return self._spread(a, s, big_b, live, count, hi, best, b_eq, flat)
+        lo, hi = self.deadline_bracket(a, s, big_b)
         start = b_eq
         if narrow is not None:
             lo, hi_n, fit = narrow(s, lo, hi)
@@ -244,6 +265,25 @@ class UplinkModel:
             start = np.where(known, fit, b_eq)
             hi = np.where(known, hi_n, hi)
         tau, best = self._deadline(a, s, big_b, lo, hi, start, iters)
+        return self._spread(a, s, big_b, live, count, hi, best, b_eq, flat)
+
+    def deadline_bracket(self, a_s: np.ndarray, bits: np.ndarray, bandwidth_hz: float
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """``lo <= tau* <= hi`` of each payload column of ``bits`` (n, C): the latest end
+        with the whole band each (no allocation ends sooner), and the latest end with
+        the band shared equally among the clients with a payload (a feasible one)."""
+        a = np.asarray(a_s, dtype=float)
+        live = bits > 0
+        b_eq = np.where(live, bandwidth_hz / np.maximum(live.sum(axis=0), 1), 0.0)
+        hi = np.max(self.finish_s(b_eq, bits, a), axis=0)
+        whole = self.finish_s(np.full(bits.shape, float(bandwidth_hz)), bits, a)
+        return np.max(np.where(live, whole, a[:, None]), axis=0), hi
+
+    def _spread(self, a: np.ndarray, s: np.ndarray, big_b: float, live: np.ndarray,
+                count: np.ndarray, hi: np.ndarray, best: np.ndarray, b_eq: np.ndarray,
+                flat: bool):
+        """:meth:`minmax`'s answer from the needs ``best`` that fit by ``hi``: the unused
+        band shared equally among the clients with a payload, and the planned end."""
         b = best + np.where(live, (big_b - best.sum(axis=0)) / count, 0.0)
         total = b.sum(axis=0)
         b = b * np.where(total > 0, np.minimum(1.0, big_b / np.where(total > 0, total, 1.0)),

@@ -65,9 +65,14 @@ from wirelessfl.control.base import (
     register_controller,
 )
 from wirelessfl.control.baselines import bits_at
-from wirelessfl.control.rate_table import RateTable, choose_ranks_many
+from wirelessfl.control.rate_table import (
+    RateTable,
+    choose_ranks_exact_many,
+    choose_ranks_many,
+)
 
 ZOOM_POINTS = 8  # new deadlines per zoom step of the scalar search
+ZOOM_STEPS = 2  # table batches that tighten the shortlisted candidates' brackets
 LN2 = math.log(2.0)
 
 
@@ -365,15 +370,35 @@ class TSFA(Controller):
         together; shape (C,)."""
         return np.array([r[0] for r in self._scores(ctx, candidates, cost)])
 
-    def _scores(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray
+    def _objectives_in(self, ctx: RoundContext, candidates: list[np.ndarray],
+                       which: list[int], cost: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                       fit: np.ndarray) -> np.ndarray:
+        """:meth:`objectives` of ``candidates[i]`` for i in ``which``, each min-max
+        latency searched inside its known bracket ``(lo, hi]`` (needs ``fit`` by hi)."""
+        idx = np.asarray(which)
+        bracket = (lo[idx], hi[idx], fit[:, idx])
+        return np.array([r[0] for r in self._scores(ctx, [candidates[i] for i in which],
+                                                    cost, bracket)])
+
+    def _scores(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
+                bracket: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
                 ) -> list[tuple[float, float, np.ndarray]]:
         """``(J, tau*, b*)`` per rank vector; within a decision each vector is solved
         once (kept in ``_scored``), the new ones as columns of one min-max call, its
-        deadline brackets narrowed by the round's rate table (``_narrow``) if any."""
+        deadline brackets narrowed by the round's rate table (``_narrow``) if any, or
+        given per candidate (``bracket``: lo, hi (C,) and needs (n, C) that fit by hi,
+        as :meth:`UplinkModel.minmax` takes them)."""
         ms = [np.asarray(c, dtype=np.int64) for c in candidates]
         seen = self._scored if self._scored is not None else {}
-        todo = list({m_.tobytes(): m_ for m_ in ms if m_.tobytes() not in seen}.values())
+        first = {}
+        for i, m_ in enumerate(ms):
+            if m_.tobytes() not in seen:
+                first.setdefault(m_.tobytes(), i)
+        todo = [ms[i] for i in first.values()]
         if todo:
+            if bracket is not None:
+                at = list(first.values())
+                bracket = (bracket[0][at], bracket[1][at], bracket[2][:, at])
             m = np.array(todo)  # (C, n)
             n = m.shape[1]
             err = cost[np.arange(n)[None, :], m].sum(axis=1)
@@ -381,7 +406,7 @@ class TSFA(Controller):
                             0.0)
             with np.errstate(invalid="ignore"):
                 tau, b = ctx.plan.minmax(ctx.start_s, bits.T, ctx.bandwidth_hz,
-                                         narrow=self._narrow)
+                                         narrow=self._narrow, bracket=bracket)
             tau = np.where(np.any(m > 0, axis=1), tau, float(np.max(ctx.start_s)))
             for c, row in enumerate(todo):
                 seen[row.tobytes()] = (
@@ -423,18 +448,24 @@ class TSFA(Controller):
         Each tau's knapsack uses the table's upper bounds on the needed bandwidths,
         so its choice surely fits by tau; the bounds go to ``tables``.
         """
+        upper = self.bound_taus(ctx, taus, bits, table, tables)
+        need = np.moveaxis(upper, 1, 0)  # (T, n, R + 1)
+        solve = (choose_ranks_exact_many if len(cost) <= self.params.exact_max_clients
+                 else choose_ranks_many)
+        m, ok = solve(cost, need, ctx.bandwidth_hz)
+        return [m[i] if ok[i] else None for i in range(len(taus))]
+
+    def bound_taus(self, ctx: RoundContext, taus: np.ndarray, bits: np.ndarray,
+                   table: RateTable, tables: dict) -> np.ndarray:
+        """Bounds on the needed-bandwidth table at each deadline, into ``tables``
+        (tau -> lower, upper of shape (n, R + 1)); returns upper (n, T, R + 1)."""
         lower, upper = table.bounds(bits[:, 1:], taus)  # (n, T, R)
-        pad = np.zeros((len(cost), len(taus), 1))
+        pad = np.zeros((len(bits), len(taus), 1))
         lower = np.concatenate([pad, lower], axis=2)
         upper = np.concatenate([pad, upper], axis=2)
         for i, t in enumerate(taus):
             tables[float(t)] = (lower[:, i], upper[:, i])
-        need = np.moveaxis(upper, 1, 0)  # (T, n, R + 1)
-        if len(cost) <= self.params.exact_max_clients:
-            out = [choose_ranks_exact(cost, nd, ctx.bandwidth_hz) for nd in need]
-            return [None if o is None else o[0] for o in out]
-        m, ok = choose_ranks_many(cost, need, ctx.bandwidth_hz)
-        return [m[i] if ok[i] else None for i in range(len(taus))]
+        return upper
 
     def per_tau_cvxpy(self, ctx: RoundContext, tau: float, prob: OnlineProblem,
                       s0: np.ndarray, s1: np.ndarray) -> np.ndarray | None:
@@ -499,10 +530,8 @@ class TSFA(Controller):
         rate_table = None if use_cvxpy else RateTable(ctx.plan, ctx.start_s, ctx.bandwidth_hz)
         self._narrow = None if rate_table is None else rate_table.narrow
         self._scored = {}
-        ends, _ = ctx.plan.minmax(ctx.start_s, np.stack([bits_at(ctx, full),
-                                                         bits_at(ctx, ones)], axis=1),
-                                  ctx.bandwidth_hz, narrow=self._narrow)
-        tau_hi, tau_lo = float(ends[0]), float(ends[1])
+        least, tau_hi = self._ends(ctx, full, ones, rate_table)
+        tau_lo = least[1]  # a deadline by which one rank each surely fits
         if use_cvxpy:
             prob = self.problem(n, big_r, ctx.plan.law.gains.shape[1])
             prob.p.value = ctx.p
@@ -549,17 +578,32 @@ class TSFA(Controller):
         # the endpoints and every distinct per-tau choice, scored by the true objective
         # (a choice made at tau may finish well before tau), the best settled at its tau*
         candidates = [full, ones, *found.values()]
-        candidates, lower, upper = self.shortlist(ctx, candidates, cost, tables, tau_lo,
-                                                  tau_hi)
+        for step in range(ZOOM_STEPS + 1):
+            candidates, (lo_t, hi_t, fit) = self.shortlist(ctx, candidates, tables, tau_lo,
+                                                           tau_hi)
+            err = np.array([cost[np.arange(n), c].sum() for c in candidates])
+            lower, upper = err + ctx.queue * lo_t, err + ctx.queue * hi_t
+            # only the candidates whose lower bound on J reaches the best upper bound
+            keep = np.flatnonzero(lower <= upper.min() * (1 + 1e-12) + 1e-300)
+            candidates = [candidates[i] for i in keep]
+            lo_t, hi_t, fit, lower, upper = (lo_t[keep], hi_t[keep], fit[:, keep],
+                                             lower[keep], upper[keep])
+            if rate_table is None or len(candidates) < 2 or step == ZOOM_STEPS:
+                break
+            # bound the needs at deadlines spread over the survivors' brackets (one
+            # table batch serves them all), then bracket again
+            span = np.linspace(lo_t.min(), hi_t.max(), 2 * ZOOM_POINTS + 2)[1:-1]
+            self.bound_taus(ctx, span, bits, rate_table, tables)
         # the most promising first, alone; then only those its exact J leaves in
         first = int(np.argmin(upper))
-        j_first = float(self.objectives(ctx, [candidates[first]], cost)[0])
+        j_first = float(self._objectives_in(ctx, candidates, [first], cost, lo_t, hi_t,
+                                            fit)[0])
         rest = [i for i in range(len(candidates))
                 if i != first and lower[i] <= j_first * (1 + 1e-12) + 1e-300]
         scores = np.full(len(candidates), math.inf)
         scores[first] = j_first
         if rest:
-            scores[rest] = self.objectives(ctx, [candidates[i] for i in rest], cost)
+            scores[rest] = self._objectives_in(ctx, candidates, rest, cost, lo_t, hi_t, fit)
         i_best = int(np.argmin(scores))
         j_best = float(scores[i_best])
         m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy, dict(tables))
@@ -573,44 +617,62 @@ class TSFA(Controller):
         _, _, b = self.objective(ctx, m, cost)
         if self.params.schedule:
             self._update_participation(ctx, m)
-        return self._result(ctx, m, b, t0, solves, fallback, least_s=tau_lo)
+        budget = ctx.latency_budget_s
+        if budget is not None and least[0] <= budget < least[1]:  # the bracket can't tell
+            least = (self.objective(ctx, ones, cost)[1],) * 2
+        return self._result(ctx, m, b, t0, solves, fallback, least_s=least[1])
 
-    def shortlist(self, ctx: RoundContext, candidates: list[np.ndarray], cost: np.ndarray,
+    def _ends(self, ctx: RoundContext, full: np.ndarray, ones: np.ndarray,
+              table: RateTable | None) -> tuple[tuple[float, float], float]:
+        """The scalar search's range: a bracket ``(lo, hi]`` of the min-max latency
+        with one rank each, and a deadline by which full rank surely fits. From the
+        rate table where it can tell (the exact latencies otherwise)."""
+        two = np.stack([bits_at(ctx, full), bits_at(ctx, ones)], axis=1)
+        if table is not None:
+            lo, hi = ctx.plan.deadline_bracket(ctx.start_s, two, ctx.bandwidth_hz)
+            if np.all(np.isfinite(hi)):
+                lo, hi, fit = table.narrow(two, lo, hi, iters=16, rtol=1e-5)
+                if np.all(np.isfinite(fit)):
+                    return (float(lo[1]), float(hi[1])), float(hi[0])
+        ends, _ = ctx.plan.minmax(ctx.start_s, two, ctx.bandwidth_hz, narrow=self._narrow)
+        return (float(ends[1]), float(ends[1])), float(ends[0])
+
+    def shortlist(self, ctx: RoundContext, candidates: list[np.ndarray],
                   tables: dict[float, tuple[np.ndarray, np.ndarray]], tau_lo: float,
-                  tau_hi: float) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-        """The candidates that may be best, from brackets of their min-max latency.
+                  tau_hi: float) -> tuple[list[np.ndarray],
+                                          tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Brackets of the candidates' min-max latencies from the evaluated deadlines.
 
         Every evaluated tau has bounds on the needed-bandwidth table. A candidate
         surely fits by tau where its upper needs sum to at most B, and surely does
-        not where its lower needs sum to more, so its ``tau*`` lies between the
-        largest tau where it surely does not fit and the smallest where it surely
-        does. Only candidates whose lower bound ``cost + Q tau_below`` is at most the
-        best upper bound ``cost + Q tau_above`` need an exact evaluation. Returns them
-        with their lower and upper bounds on J (``-inf``/``inf`` where unknown).
+        not where its lower needs sum to more, so its ``tau*`` lies in ``(lo, hi]``
+        with ``lo`` the largest tau where it surely does not fit and ``hi`` the
+        smallest where it surely does. Returns the candidates (without repeats) and
+        ``(lo, hi, needs)``: (C,), (C,) and the upper needs that fit by ``hi`` (n, C),
+        NaN where not known (the bracket's ends are then the smallest start and
+        just past ``tau_hi``, which every candidate meets).
         """
-        if len(candidates) <= 2 or not tables or not (np.isfinite(tau_lo)
-                                                      and np.isfinite(tau_hi)):
-            return (candidates, np.full(len(candidates), -math.inf),
-                    np.full(len(candidates), math.inf))
-        taus = np.array(sorted(tables))
-        m = np.array(candidates)
-        n = m.shape[1]
-        rows = np.arange(n)[None, :]
+        uniq = list({c.tobytes(): c for c in candidates}.values())
+        m = np.array(uniq)
+        c_n, n = m.shape
+        lo = np.full(c_n, float(np.min(ctx.start_s)))
+        hi = np.full(c_n, tau_hi * (1 + 1e-9))
+        fit = np.full((n, c_n), np.nan)
+        if not tables or not (np.isfinite(tau_lo) and np.isfinite(tau_hi)):
+            return uniq, (lo, hi, fit)
+        width = next(iter(tables.values()))[0].shape[1]
+        at = np.arange(n)[None, :] * width + m  # (C, n) into a flattened (n, R + 1) table
         big_b = ctx.bandwidth_hz
-        fits = np.stack([tables[t][1][rows, m].sum(axis=1) <= big_b for t in taus], axis=1)
-        short = np.stack([tables[t][0][rows, m].sum(axis=1) > big_b for t in taus], axis=1)
-        err = cost[rows, m].sum(axis=1)
-        # every candidate fits by tau_hi (full rank does); no latency is below min start
-        ext = np.concatenate([[float(np.min(ctx.start_s))], taus, [tau_hi * (1 + 1e-9)]])
-        ones = np.ones((len(m), 1), bool)
-        fits = np.concatenate([~ones, fits, ones], axis=1)
-        short = np.concatenate([ones, short, ~ones], axis=1)
-        first_fit = np.argmax(fits, axis=1)
-        last_short = short.shape[1] - 1 - np.argmax(short[:, ::-1], axis=1)
-        upper = err + ctx.queue * ext[first_fit]
-        lower = err + ctx.queue * ext[np.minimum(last_short, first_fit)]
-        keep = lower <= upper.min() * (1 + 1e-12) + 1e-300
-        return [c for c, k in zip(candidates, keep, strict=True) if k], lower[keep], upper[keep]
+        open_ = np.ones(c_n, dtype=bool)  # no fitting tau seen yet
+        for t in sorted(tables):  # rising: the first that fits is the smallest
+            low, up = tables[t]
+            need = up.ravel()[at]  # (C, n)
+            fits = open_ & (need.sum(axis=1) <= big_b)
+            hi[fits], fit[:, fits] = t, need[fits].T
+            open_ &= ~fits
+            short = low.ravel()[at].sum(axis=1) > big_b
+            lo[open_ & short] = t  # the largest short tau below the first fit
+        return uniq, (lo, hi, fit)
 
     def best_single_sender(self, ctx: RoundContext, cost: np.ndarray) -> np.ndarray:
         """The best vector with exactly one client sending (a round must aggregate one)."""
