@@ -78,13 +78,20 @@ class WindowLaw:
         of_node : ndarray of int, shape (M,)
             The segment of each node.
         """
+        cached = self.__dict__.get("_segments")  # (start_s, end_s, answer) last asked
+        if cached is not None and cached[0] is self.start_s and cached[1] is self.end_s:
+            return cached[2]
         seen: dict[bytes, int] = {}
         of_node = np.empty(self.start_s.shape[1], dtype=int)
         for m in range(len(of_node)):
             key = self.start_s[:, m].tobytes() + self.end_s[:, m].tobytes()
             of_node[m] = seen.setdefault(key, len(seen))
         first = np.array([int(np.argmax(of_node == s)) for s in range(len(seen))], dtype=int)
-        return self.start_s[:, first], self.end_s[:, first], of_node
+        out = self.start_s[:, first], self.end_s[:, first], of_node
+        # the same arrays asked again get the same answer (a law's arrays are never
+        # changed in place; new arrays, as in ``block``, are asked afresh)
+        self.__dict__["_segments"] = (self.start_s, self.end_s, out)
+        return out
 
     def shifted(self, dt_s: float) -> WindowLaw:
         """The same law with times measured from ``dt_s`` (``t - dt_s``)."""

@@ -177,14 +177,17 @@ class UplinkModel:
         a = np.asarray(a_s, dtype=float)
         n, c = b.shape
         law = self.law
-        knots = np.concatenate([law.start_s, law.end_s, a[:, None]], axis=1)
+        start, end, of_node = law.segments()  # (n, S), (n, S), (M,)
+        knots = np.concatenate([start, end, a[:, None]], axis=1)
         knots = np.sort(np.maximum(knots, a[:, None]), axis=1)  # -inf -> a; inf stays
         rate, _ = node_rates(b[:, :, None], self.cg_hz[:, None, :], slope=False)  # (n, C, M)
-        # expected rate on [knot_j, knot_{j+1}): nodes whose segment covers knot_j
-        active = ((law.start_s[:, None, :] <= knots[:, :, None])
-                  & (knots[:, :, None] < law.end_s[:, None, :])).astype(float)  # (n, P, M)
-        seg_rate = active @ np.swapaxes(law.probs[:, None, :] * rate, 1, 2)  # (n, P, C)
-        seg_rate = np.swapaxes(seg_rate, 1, 2)  # (n, C, P)
+        rate *= law.probs[:, None, :]
+        member = (of_node[:, None] == np.arange(start.shape[1])[None, :]).astype(float)
+        by_seg = rate @ member  # expected rate of each segment's nodes (n, C, S)
+        # expected rate on [knot_j, knot_{j+1}): the segments that cover knot_j
+        active = ((start[:, None, :] <= knots[:, :, None])
+                  & (knots[:, :, None] < end[:, None, :])).astype(float)  # (n, P, S)
+        seg_rate = by_seg @ np.swapaxes(active, 1, 2)  # (n, C, P)
         left, right = knots[:, :-1], knots[:, 1:]
         width = np.where(np.isfinite(right), right - np.where(np.isfinite(left), left, 0.0),
                          np.where(np.isfinite(left), np.inf, 0.0))[:, None, :]
@@ -292,6 +295,63 @@ class UplinkModel:
         b = np.where(np.isfinite(hi), b, b_eq)
         return (float(tau[0]), b[:, 0]) if flat else (tau, b)
 
+    def _joint_newton(self, a: np.ndarray, s: np.ndarray, big_b: float, lo: np.ndarray,
+                      hi: np.ndarray, b0: np.ndarray, iters: int = 8
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Newton's method on the min-max optimality system of each column, from
+        bandwidths ``b0`` (n, C) that fit by ``hi`` (C,):
+
+            D_k(b_k, tau) = S_k for every k with a payload,   sum_k b_k = B.
+
+        The Jacobian is an arrow (``dD_k/db_k`` on the diagonal, ``dD_k/dtau`` in the
+        last column, ones in the last row), so a step costs O(n): ``dtau = (sum_k b_k
+        - B - sum_k F_k / D'_b) / sum_k (D'_tau / D'_b)``, then each ``db_k``. The
+        answer is checked: the steps must have converged (the last one 1e-12 of tau),
+        the needs at ``tau (1 + 2e-9)`` (exact, :meth:`needed_bandwidth`, rounded up by
+        1e-9) must fit in the band and leave under 1e-6 of it unused, and tau must lie
+        in ``(lo, hi]``. Returns that deadline, those needs,
+        and which columns passed (the others are for the safeguarded search).
+        """
+        law = self.law
+        live = s > 0
+        b = np.where(live, b0, 0.0)
+        tau = hi.copy()
+        cg = self.cg_hz[:, None, :]
+        probs = law.probs[:, None, :]
+        a3 = a[:, None, None]
+        for _ in range(iters):
+            rate, slope = node_rates(b[:, :, None], cg)  # (n, C, M)
+            t3 = np.broadcast_to(tau[None, :, None], rate.shape)
+            w = law.weights_s(np.broadcast_to(a[:, None], b.shape),
+                              np.broadcast_to(tau[None, :], b.shape))
+            now = (law.start_s[:, None, :] <= t3) & (t3 < law.end_s[:, None, :]) & (a3 < t3)
+            d = np.einsum("ncm,ncm->nc", w, rate)
+            d_b = np.einsum("ncm,ncm->nc", w, slope)
+            d_t = np.einsum("ncm,ncm->nc", np.where(now, probs, 0.0), rate)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.where(live, (d - s) / d_b, 0.0)
+                q = np.where(live, d_t / d_b, 0.0)
+                d_tau = (b.sum(axis=0) - big_b - r.sum(axis=0)) / q.sum(axis=0)
+                d_b_k = np.where(live, -r - q * d_tau[None, :], 0.0)
+            if not (np.all(np.isfinite(d_tau)) and np.all(np.isfinite(d_b_k))):
+                break
+            b = np.maximum(b + d_b_k, np.where(live, 1e-3 * b, 0.0))  # stays positive
+            tau = tau + d_tau
+            converged = np.abs(d_tau) <= 1e-12 * np.abs(tau)
+            if np.all(converged):
+                break
+        else:
+            converged = np.zeros(len(tau), dtype=bool)
+        # a hair past the root: the needs are rounded up by 1e-9 (never short)
+        tau_v = tau * (1 + 2e-9)
+        with np.errstate(invalid="ignore"):
+            need = self.needed_bandwidth(s, a, np.broadcast_to(tau_v, s.shape), big_b,
+                                         start_hz=np.where(live, b, np.nan))
+            total = need.sum(axis=0)
+            good = (converged & np.all(np.isfinite(need), axis=0) & (total <= big_b)
+                    & (total >= big_b * (1 - 1e-6)) & (lo < tau_v) & (tau_v <= hi))
+        return tau_v, need, good
+
     def _deadline(self, a: np.ndarray, s: np.ndarray, big_b: float, lo: np.ndarray,
                   hi: np.ndarray, b_eq: np.ndarray, iters: int
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -314,6 +374,11 @@ class UplinkModel:
         side = np.zeros(c)
         guess = np.full(c, np.nan)
         active = np.isfinite(hi)
+        if np.all(np.isfinite(b_eq[:, active])):  # first the joint Newton from the start
+            tau_n, need_n, good = self._joint_newton(a, s, big_b, lo, hi, b_eq)
+            good &= active
+            hi[good], best[:, good] = tau_n[good], need_n[:, good]
+            active &= ~good
         for _ in range(iters):
             # done: a bracket of 1e-10, or a feasible end that leaves under 1e-9 of the
             # band unused (the needs themselves are rounded up by 1e-9)

@@ -72,7 +72,6 @@ from wirelessfl.control.rate_table import (
 )
 
 ZOOM_POINTS = 8  # new deadlines per zoom step of the scalar search
-ZOOM_STEPS = 2  # table batches that tighten the shortlisted candidates' brackets
 LN2 = math.log(2.0)
 
 
@@ -578,22 +577,15 @@ class TSFA(Controller):
         # the endpoints and every distinct per-tau choice, scored by the true objective
         # (a choice made at tau may finish well before tau), the best settled at its tau*
         candidates = [full, ones, *found.values()]
-        for step in range(ZOOM_STEPS + 1):
-            candidates, (lo_t, hi_t, fit) = self.shortlist(ctx, candidates, tables, tau_lo,
-                                                           tau_hi)
-            err = np.array([cost[np.arange(n), c].sum() for c in candidates])
-            lower, upper = err + ctx.queue * lo_t, err + ctx.queue * hi_t
-            # only the candidates whose lower bound on J reaches the best upper bound
-            keep = np.flatnonzero(lower <= upper.min() * (1 + 1e-12) + 1e-300)
-            candidates = [candidates[i] for i in keep]
-            lo_t, hi_t, fit, lower, upper = (lo_t[keep], hi_t[keep], fit[:, keep],
-                                             lower[keep], upper[keep])
-            if rate_table is None or len(candidates) < 2 or step == ZOOM_STEPS:
-                break
-            # bound the needs at deadlines spread over the survivors' brackets (one
-            # table batch serves them all), then bracket again
-            span = np.linspace(lo_t.min(), hi_t.max(), 2 * ZOOM_POINTS + 2)[1:-1]
-            self.bound_taus(ctx, span, bits, rate_table, tables)
+        candidates, (lo_t, hi_t, fit) = self.shortlist(ctx, candidates, tables, tau_lo,
+                                                       tau_hi)
+        err = np.array([cost[np.arange(n), c].sum() for c in candidates])
+        lower, upper = err + ctx.queue * lo_t, err + ctx.queue * hi_t
+        # only the candidates whose lower bound on J reaches the best upper bound
+        keep = np.flatnonzero(lower <= upper.min() * (1 + 1e-12) + 1e-300)
+        candidates = [candidates[i] for i in keep]
+        lo_t, hi_t, fit, lower, upper = (lo_t[keep], hi_t[keep], fit[:, keep], lower[keep],
+                                         upper[keep])
         # the most promising first, alone; then only those its exact J leaves in
         first = int(np.argmin(upper))
         j_first = float(self._objectives_in(ctx, candidates, [first], cost, lo_t, hi_t,
@@ -631,7 +623,7 @@ class TSFA(Controller):
         if table is not None:
             lo, hi = ctx.plan.deadline_bracket(ctx.start_s, two, ctx.bandwidth_hz)
             if np.all(np.isfinite(hi)):
-                lo, hi, fit = table.narrow(two, lo, hi, iters=16, rtol=1e-5)
+                lo, hi, fit = table.narrow(two, lo, hi, iters=16, rtol=1e-3)
                 if np.all(np.isfinite(fit)):
                     return (float(lo[1]), float(hi[1])), float(hi[0])
         ends, _ = ctx.plan.minmax(ctx.start_s, two, ctx.bandwidth_hz, narrow=self._narrow)
