@@ -11,7 +11,8 @@ files) with batched training (the default) and with ``batch_clients: false``, an
 by a plain loop that trains one client after another, averages and evaluates. The
 ratio of their wall times is the simulator's overhead factor (1.0 = free).
 
-Usage: python scripts/bench.py [--cases tiny,minilm] [--repeats 2]
+Usage: python scripts/bench.py [--cases tiny,minilm] [--repeats 3]
+                               [--parts overhead,channels,control]
        python scripts/bench.py --bare tiny            # the bare loop alone
        python scripts/bench.py --write-case tiny t.yaml  # then: wirelessfl run t.yaml
 """
@@ -238,8 +239,10 @@ def validate_error_s(repeats: int = 3) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default="tiny,minilm")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--parts", default="overhead,channels,control",
+                    help="which files to (re)write: overhead, channels, control")
     ap.add_argument("--bare", metavar="CASE",
                     help="only run CASE's bare loop (to time it as a whole process)")
     ap.add_argument("--write-case", nargs=2, metavar=("CASE", "YAML"),
@@ -259,7 +262,8 @@ def main() -> None:
                        "torch_threads": torch.get_num_threads(),
                        "cuda": torch.cuda.is_available()},
               "versions": package_versions(), "cases": {}}
-    for name in args.cases.split(","):
+    parts = set(args.parts.split(","))
+    for name in args.cases.split(",") if "overhead" in parts else []:
         sc = parse_scenario(CASES[name])
         off = parse_scenario({**CASES[name], "compute": {"batch_clients": False}})
         bare, seq, bat = float("inf"), float("inf"), float("inf")
@@ -278,17 +282,20 @@ def main() -> None:
         }
         print(f"{name}: bare {bare:.2f} s, wirelessfl {bat:.2f} s (batched, x{bat / bare:.3f}), "
               f"{seq:.2f} s (sequential, x{seq / bare:.3f})", flush=True)
-    (out / "overhead.json").write_text(json.dumps(report, indent=2))
-    print(f"wrote {out / 'overhead.json'}")
-    chan = {"host": report["host"], "n_links": 1000, "n_blocks": 1000,
-            "models": channel_throughput()}
-    (out / "channels.json").write_text(json.dumps(chan, indent=2))
-    print(f"wrote {out / 'channels.json'}")
-    ctrl = {"host": report["host"], "soft_vs_svd_selection": soft_vs_svd(),
-            "tsfa_online": tsfa_solve_times(),
-            "validate_error": validate_error_s()}
-    (out / "control.json").write_text(json.dumps(ctrl, indent=2))
-    print(f"wrote {out / 'control.json'}")
+    if "overhead" in parts:
+        (out / "overhead.json").write_text(json.dumps(report, indent=2))
+        print(f"wrote {out / 'overhead.json'}")
+    if "channels" in parts:
+        chan = {"host": report["host"], "n_links": 1000, "n_blocks": 1000,
+                "models": channel_throughput()}
+        (out / "channels.json").write_text(json.dumps(chan, indent=2))
+        print(f"wrote {out / 'channels.json'}")
+    if "control" in parts:
+        ctrl = {"host": report["host"], "soft_vs_svd_selection": soft_vs_svd(),
+                "tsfa_online": tsfa_solve_times(),
+                "validate_error": validate_error_s()}
+        (out / "control.json").write_text(json.dumps(ctrl, indent=2))
+        print(f"wrote {out / 'control.json'}")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,33 @@ def test_minmax_equalises_latencies_and_matches_an_independent_solver(seed):
     assert tau == pytest.approx(independent_minmax(a, s, c, 5e6), rel=1e-6)
 
 
+def test_minmax_columns_are_solved_apart_even_beside_an_empty_one():
+    """Many payload vectors at once (a window law, so the joint Newton runs), one of
+    them empty and one with a silent client: each column equals its own solve."""
+    from channels.law import WindowLaw, exponential_nodes
+    from wirelessfl.control.planning import UplinkModel
+
+    rng = np.random.default_rng(11)
+    n = 6
+    gq, pq = exponential_nodes()
+    plan = UplinkModel(10 ** rng.uniform(6, 8, n),
+                       WindowLaw.block(rng.exponential(size=n), np.full(n, 0.02), gq[None],
+                                       pq[None]))
+    a = rng.uniform(0, 0.01, n)
+    s = rng.uniform(1e5, 1e6, (n, 4))
+    s[:, 1] = 0.0  # nobody sends
+    s[2, 3] = 0.0  # one client does not send
+    tau, b = plan.minmax(a, s, 2e7)
+    for col in (0, 2, 3):
+        t1, b1 = plan.minmax(a, s[:, col], 2e7)
+        assert tau[col] == pytest.approx(t1, rel=1e-8)
+        assert np.allclose(b[:, col], b1, rtol=1e-6)
+        assert b[:, col].sum() <= 2e7 * (1 + 1e-12)
+        ends = plan.finish_s(b[:, col], s[:, col], a)
+        assert np.max(ends[s[:, col] > 0]) == pytest.approx(tau[col], rel=1e-9)
+    assert np.all(b[:, 1] == 0) and b[2, 3] == 0
+
+
 def random_instance(seed, max_vectors=4096):
     """A round with n <= 8 clients, ranks <= 8 (at most ``max_vectors`` rank vectors),
     block-Rayleigh window laws (known gain for a random block remainder, then the

@@ -129,3 +129,15 @@ def test_stacked_frobenius_both_sides_equal_the_gram_formula(k, r, d_out, d_in):
     dense = float(sum(wk * bk @ ak for wk, ak, bk in zip(w, a, b, strict=True)).norm())
     got = float(stacked_frobenius(b, a, w))
     assert got == pytest.approx(gram, rel=1e-10) and got == pytest.approx(dense, rel=1e-10)
+
+
+def test_step_flops_are_counted_on_one_sequence_and_exactly_linear_in_the_batch(tiny_model):
+    from wirelessfl.learning.flops import _counted_flops, training_step_flops
+
+    cpu = torch.device("cpu")
+    one = _counted_flops(tiny_model, 1, 16, 100, cpu)
+    direct = _counted_flops(tiny_model, 16, 16, 100, cpu)  # the old way: the whole batch
+    assert one > 0 and direct == 16 * one
+    assert training_step_flops(tiny_model, 16, 16, 100, cpu) == direct
+    # a longer sequence costs more than linearly (attention), so length is not scaled
+    assert _counted_flops(tiny_model, 1, 32, 100, cpu) > 2 * one

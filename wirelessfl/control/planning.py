@@ -319,6 +319,8 @@ class UplinkModel:
         cg = self.cg_hz[:, None, :]
         probs = law.probs[:, None, :]
         a3 = a[:, None, None]
+        converged = np.zeros(len(tau), dtype=bool)  # the last step was negligible
+        failed = np.zeros(len(tau), dtype=bool)  # a step was not finite: left alone
         for _ in range(iters):
             rate, slope = node_rates(b[:, :, None], cg)  # (n, C, M)
             t3 = np.broadcast_to(tau[None, :, None], rate.shape)
@@ -333,15 +335,14 @@ class UplinkModel:
                 q = np.where(live, d_t / d_b, 0.0)
                 d_tau = (b.sum(axis=0) - big_b - r.sum(axis=0)) / q.sum(axis=0)
                 d_b_k = np.where(live, -r - q * d_tau[None, :], 0.0)
-            if not (np.all(np.isfinite(d_tau)) and np.all(np.isfinite(d_b_k))):
-                break
+            failed |= ~(np.isfinite(d_tau) & np.all(np.isfinite(d_b_k), axis=0))
+            d_tau = np.where(failed, 0.0, d_tau)
+            d_b_k = np.where(failed[None, :], 0.0, d_b_k)
             b = np.maximum(b + d_b_k, np.where(live, 1e-3 * b, 0.0))  # stays positive
             tau = tau + d_tau
-            converged = np.abs(d_tau) <= 1e-12 * np.abs(tau)
-            if np.all(converged):
+            converged = (np.abs(d_tau) <= 1e-12 * np.abs(tau)) & ~failed
+            if np.all(converged | failed):
                 break
-        else:
-            converged = np.zeros(len(tau), dtype=bool)
         # a hair past the root: the needs are rounded up by 1e-9 (never short)
         tau_v = tau * (1 + 2e-9)
         with np.errstate(invalid="ignore"):

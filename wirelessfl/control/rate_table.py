@@ -1,17 +1,22 @@
 """Needed bandwidths for many deadlines at once, bracketed from one table per round.
 
 The planner's deliverable bits ``D_k(b, tau) = sum_m w_km(tau) r(b, c_k g_km)`` (see
-:mod:`wirelessfl.control.planning`) are linear in the node weights ``w(tau)``, so the
-node rates ``r(b_j, c_k g_km)`` on a fixed grid of bandwidths ``b_j`` are computed
-once per round and ``D_k(b_j, tau)`` for any batch of deadlines is one batched matrix
-product. D is increasing and concave in b and 0 at b = 0, so for a payload S with
-``D(b_{j-1}) < S <= D(b_j)`` the needed bandwidth lies in ``(b_{j-1}, b_j]``, and the
-root of the chord between the two points is an upper bound on it (a concave function
-lies above its chords). :meth:`RateTable.bounds` returns both ends: the upper one is
-a bandwidth that surely delivers S by tau, the lower one one that surely does not.
+:mod:`wirelessfl.control.planning`) are linear in the node weights ``w(tau)``, and
+the nodes of one time segment share their weight's time factor. So the segment
+rates ``sum_{m in s} p_km r(b_j, c_k g_km)`` on a fixed grid of bandwidths ``b_j``
+are computed once per round, and ``D_k(b_j, tau)`` for any batch of deadlines is one
+batched product with the segment overlaps. D is increasing and concave in b and 0 at
+b = 0, so for a payload S with ``D(b_{j-1}) < S <= D(b_j)`` the needed bandwidth lies
+in ``(b_{j-1}, b_j]``: the root of the chord between the two points is an upper bound
+on it (a concave function lies above its chords), and the roots of the neighbouring
+chords, extended, are lower bounds (it lies below a chord outside the chord's
+interval). :meth:`RateTable.bounds` returns both: the upper one is a bandwidth that
+surely delivers S by tau, the lower one one that surely does not.
 
-numpy only; exact at the grid points, conservative in between (the relative gap is
-about the square of the grid's step, 1e-3 with the default 128 points over 7 decades).
+numpy, and torch only for its batched ``searchsorted``; exact at the grid points,
+conservative in between (the relative gap is about the square of the grid's step,
+1e-3 with the default 128 points over 7 decades). Also here: the per-deadline rank
+knapsacks solved for a whole batch of tables at once.
 """
 
 from __future__ import annotations
