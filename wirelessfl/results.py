@@ -120,13 +120,15 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
         raise OutputError("output.dir", f"{str(path)!r} exists and is not a folder")
     held = [n for n in (*RESULT_FILES, *RESULT_DIRS) if (path / n).exists()]
     if held and not overwrite:
-        if (path / "checkpoint.pt").is_file() and not (path / "summary.json").is_file():
-            raise OutputError("output.dir", f"{str(path)!r} holds an unfinished run; pass "
-                              "--resume to continue it, or --overwrite to start again")
-        if not (path / "summary.json").is_file() and holds_run(path):
-            raise OutputError("output.dir", f"{str(path)!r} holds a run that stopped before "
-                              "its first checkpoint (nothing to resume); pass --overwrite "
-                              "to start again, or choose another output.dir")
+        if not (path / "summary.json").is_file():  # a run that did not finish
+            if (path / "checkpoint.pt").is_file():
+                raise OutputError("output.dir", f"{str(path)!r} holds an unfinished run; "
+                                  "pass --resume to continue it, or --overwrite to start "
+                                  "again")
+            if holds_run(path):
+                raise OutputError("output.dir", f"{str(path)!r} holds a run that stopped "
+                                  "before its first checkpoint (nothing to resume); pass "
+                                  "--overwrite to start again, or choose another output.dir")
         raise OutputError("output.dir", f"{str(path)!r} already holds a run ({held[0]}); "
                           "choose another output.dir or pass --overwrite")
     if held and not holds_run(path):

@@ -214,19 +214,25 @@ class UplinkModel:
         ``dD/dtau`` is the expected rate at tau (the nodes whose segment holds tau,
         once the upload has started); clients with no payload contribute nothing.
         """
-        law = self.law
         rate, slope = node_rates(need[:, :, None], self.cg_hz[:, None, :])  # (n, C, M)
-        taus = np.broadcast_to(tau[None, :], need.shape)
-        w = law.weights_s(np.broadcast_to(a[:, None], need.shape), taus)
+        w = self.law.weights_s(np.broadcast_to(a[:, None], need.shape),
+                               np.broadcast_to(tau[None, :], need.shape))
         with np.errstate(invalid="ignore"):
             d_b = np.sum(w * slope, axis=2)
-        t3 = taus[:, :, None]
-        live_now = ((law.start_s[:, None, :] <= t3) & (t3 < law.end_s[:, None, :])
-                    & (a[:, None, None] < t3))
-        d_tau = np.sum(np.where(live_now, law.probs[:, None, :] * rate, 0.0), axis=2)
+        d_tau = self._rate_at(rate, a, tau)
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where((bits > 0) & (d_b > 0), d_tau / d_b, 0.0)
         return -np.sum(terms, axis=0)
+
+    def _rate_at(self, rate: np.ndarray, a: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        """``dD_k/dtau``: the expected rate at deadline ``tau`` (C,), from the node rates
+        (n, C, M) of the bandwidths in question: the nodes whose segment holds tau,
+        once the upload has started; shape (n, C)."""
+        law = self.law
+        t3 = tau[None, :, None]
+        now = ((law.start_s[:, None, :] <= t3) & (t3 < law.end_s[:, None, :])
+               & (a[:, None, None] < t3))
+        return np.sum(np.where(now, law.probs[:, None, :] * rate, 0.0), axis=2)
 
     # ------------------------------------------------------------------ allocation
 
@@ -317,19 +323,15 @@ class UplinkModel:
         b = np.where(live, b0, 0.0)
         tau = hi.copy()
         cg = self.cg_hz[:, None, :]
-        probs = law.probs[:, None, :]
-        a3 = a[:, None, None]
         converged = np.zeros(len(tau), dtype=bool)  # the last step was negligible
         failed = np.zeros(len(tau), dtype=bool)  # a step was not finite: left alone
         for _ in range(iters):
             rate, slope = node_rates(b[:, :, None], cg)  # (n, C, M)
-            t3 = np.broadcast_to(tau[None, :, None], rate.shape)
             w = law.weights_s(np.broadcast_to(a[:, None], b.shape),
                               np.broadcast_to(tau[None, :], b.shape))
-            now = (law.start_s[:, None, :] <= t3) & (t3 < law.end_s[:, None, :]) & (a3 < t3)
             d = np.einsum("ncm,ncm->nc", w, rate)
             d_b = np.einsum("ncm,ncm->nc", w, slope)
-            d_t = np.einsum("ncm,ncm->nc", np.where(now, probs, 0.0), rate)
+            d_t = self._rate_at(rate, a, tau)
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = np.where(live, (d - s) / d_b, 0.0)
                 q = np.where(live, d_t / d_b, 0.0)

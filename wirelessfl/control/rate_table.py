@@ -129,8 +129,7 @@ class RateTable:
         return np.where(none, 0.0, lower), np.where(none, 0.0, upper)
 
     def narrow(self, bits: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 12,
-               fit: np.ndarray | None = None, rtol: float = 1e-7
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               rtol: float = 1e-7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Shrink min-max deadline brackets with the table (for ``UplinkModel.minmax``).
 
         For each payload column c of ``bits`` (n, C), ``[lo_c, hi_c]`` holds the
@@ -141,10 +140,10 @@ class RateTable:
         ``lo`` up to the largest it says is short; a deadline where the table cannot
         tell bounds the other bisection's side. A side stops once its bracket is
         ``rtol * hi`` wide. Returns ``lo, hi`` and upper needs that fit at ``hi``
-        (n, C), NaN where unknown (``fit``: those known for the given ``hi``).
+        (n, C), NaN where unknown.
         """
         lo, hi = lo.copy(), hi.copy()
-        fit_need = np.full(bits.shape, np.nan) if fit is None else fit.copy()
+        fit_need = np.full(bits.shape, np.nan)
         f_lo, s_hi = lo.copy(), hi.copy()  # not "fits" at f_lo; not "short" at s_hi
         ok = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
         for _ in range(iters):
@@ -261,7 +260,7 @@ def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
             ratio = np.where(fits, np.where(dw > 0, dc / dw, -np.inf), np.inf)
         best = np.argmin(ratio, axis=2)  # (T, n)
         r_best = np.take_along_axis(ratio, best[..., None], 2)[..., 0]
-        if not np.isfinite(r_best).any() and not (r_best == -np.inf).any():
+        if np.all(r_best == np.inf):  # no upgrade fits in any table
             break
         order = np.argsort(r_best, axis=1, kind="stable")
         step = np.maximum(np.take_along_axis(dw, best[..., None], 2)[..., 0], 0.0)

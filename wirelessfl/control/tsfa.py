@@ -447,24 +447,17 @@ class TSFA(Controller):
         Each tau's knapsack uses the table's upper bounds on the needed bandwidths,
         so its choice surely fits by tau; the bounds go to ``tables``.
         """
-        upper = self.bound_taus(ctx, taus, bits, table, tables)
+        lower, upper = table.bounds(bits[:, 1:], taus)  # (n, T, R)
+        pad = np.zeros((len(cost), len(taus), 1))
+        lower = np.concatenate([pad, lower], axis=2)
+        upper = np.concatenate([pad, upper], axis=2)
+        for i, t in enumerate(taus):
+            tables[float(t)] = (lower[:, i], upper[:, i])
         need = np.moveaxis(upper, 1, 0)  # (T, n, R + 1)
         solve = (choose_ranks_exact_many if len(cost) <= self.params.exact_max_clients
                  else choose_ranks_many)
         m, ok = solve(cost, need, ctx.bandwidth_hz)
         return [m[i] if ok[i] else None for i in range(len(taus))]
-
-    def bound_taus(self, ctx: RoundContext, taus: np.ndarray, bits: np.ndarray,
-                   table: RateTable, tables: dict) -> np.ndarray:
-        """Bounds on the needed-bandwidth table at each deadline, into ``tables``
-        (tau -> lower, upper of shape (n, R + 1)); returns upper (n, T, R + 1)."""
-        lower, upper = table.bounds(bits[:, 1:], taus)  # (n, T, R)
-        pad = np.zeros((len(bits), len(taus), 1))
-        lower = np.concatenate([pad, lower], axis=2)
-        upper = np.concatenate([pad, upper], axis=2)
-        for i, t in enumerate(taus):
-            tables[float(t)] = (lower[:, i], upper[:, i])
-        return upper
 
     def per_tau_cvxpy(self, ctx: RoundContext, tau: float, prob: OnlineProblem,
                       s0: np.ndarray, s1: np.ndarray) -> np.ndarray | None:
