@@ -189,3 +189,26 @@ def test_random_ranks_costs_what_soft_costs():
     for m in range(1, 9):
         assert RandomRanks().payload_bits(shapes, 8, 32, m) == SOFT().payload_bits(shapes, 8,
                                                                                    32, m)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_topk_error_profile_is_the_error_of_what_compress_sends(seed):
+    """eps(m) for every m equals the squared relative error of the product the server
+    rebuilds from compress(..., m), computed here densely from the sent tensors."""
+    g = torch.Generator().manual_seed(seed)
+    r = 5
+    a, b = torch.randn(r, 12, generator=g), torch.randn(9, r, generator=g)
+    ga, gb = torch.randn(r, 12, generator=g) * 0.3, torch.randn(9, r, generator=g) * 0.3
+    glob = {A_N: ga, B_N: gb, "head.weight": torch.zeros(2, 3)}
+    up = update(a, b)
+    eps = TopK().error_profile(up, glob)
+    assert eps.shape == (r + 1,)
+    full = (b.double() @ a.double())
+    change = float(((full - gb.double() @ ga.double()) ** 2).sum())
+    for m in range(1, r):
+        sent = TopK().compress(up, glob, 32, m, None).update.state
+        rebuilt = sent[B_N].double() @ sent[A_N].double()
+        want = float(((rebuilt - full) ** 2).sum()) / change
+        assert eps[m] == pytest.approx(want, rel=1e-6)  # sent tensors are float32
+    assert eps[0] == pytest.approx(1.0, rel=1e-12) and eps[r] == 0.0
+    assert np.all(np.diff(eps) <= 1e-12)  # keeping more entries never hurts here
