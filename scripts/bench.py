@@ -30,11 +30,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wirelessfl.build import build_components, load_data
 from wirelessfl.learning.models import build_base, wrap_lora
+from wirelessfl.learning.partition import split_shards
 from wirelessfl.observers import ResultsObserver
 from wirelessfl.results import ResultsWriter, package_versions
-from wirelessfl.runner import Simulation, load_data, split_data
 from wirelessfl.scenario import parse_scenario
+from wirelessfl.session import play
 
 CASES = {
     "tiny": {
@@ -59,7 +61,7 @@ def bare_loop(sc) -> float:
     """Same training, FedAvg and evaluation as the scenario, in plain PyTorch + peft."""
     t0 = time.perf_counter()
     data = load_data(sc)
-    shards = split_data(sc, data)
+    shards = split_shards(sc, data.labels.numpy())
     model = wrap_lora(build_base(sc.model.name, data.num_labels, data.vocab_size,
                                  sc.model.max_length, sc.model.pooling, 0),
                       sc.model.lora.rank, sc.model.lora.alpha, 0.0, sc.model.lora.target_modules,
@@ -102,7 +104,7 @@ def bare_loop(sc) -> float:
 def wirelessfl_run(sc) -> float:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        Simulation(sc).run([ResultsObserver(ResultsWriter(Path(tmp) / "run"))])
+        play(build_components(sc), [ResultsObserver(ResultsWriter(Path(tmp) / "run"))])
     return time.perf_counter() - t0
 
 

@@ -21,14 +21,14 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 PHASES = {  # phase -> (module path suffix, function name)
-    "train": ("runner.py", "_train_round"),
-    "error_profiles": ("runner.py", "_error_profiles"),
+    "train": ("runner.py", "train"),
+    "error_profiles": ("base.py", "error_profiles"),
     "decide": ("tsfa.py", "online"),
     "compress": ("soft.py", "compress"),
-    "timeline": ("timeline.py", "play_round"),
+    "timeline": ("timeline.py", "simulate_round"),
     "aggregate": ("fedit.py", "aggregate"),
     "evaluate": ("client.py", "evaluate"),
-    "observers": ("runner.py", "_client_rows"),
+    "records": ("records.py", "client_rows"),
 }
 
 
@@ -41,8 +41,9 @@ def one(k: int, rounds: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from wirelessfl.runner import Simulation
+    from wirelessfl.build import build_components
     from wirelessfl.scenario import parse_scenario
+    from wirelessfl.session import play
 
     sc = parse_scenario({
         "name": f"scale-{k}", "seed": 0, "rounds": rounds + 1,
@@ -58,7 +59,7 @@ def one(k: int, rounds: int) -> dict:
         "output": {"plots": False, "save_adapter": False},
     })
     t0 = time.perf_counter()
-    sim = Simulation(sc)
+    c = build_components(sc)
     build_s = time.perf_counter() - t0
     idle_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB
     rows = []
@@ -78,7 +79,7 @@ def one(k: int, rounds: int) -> dict:
             prof.disable()
 
     prof = cProfile.Profile()
-    sim.run([Timer()])
+    play(c, [Timer()])
     stats = pstats.Stats(prof).stats
     phases = {}
     for name, (path, func) in PHASES.items():

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from wirelessfl.runner import Simulation, TrainJob
+from wirelessfl.build import build_components
+from wirelessfl.learning.client import round_job
 from wirelessfl.scenario import parse_scenario
 
 STEPS = {"tiny-bert": 4, "minilm-l6": 1}  # local steps per client and round
@@ -42,18 +43,22 @@ def scenario(model: str, clients: int, device: str):
 
 
 def case(model: str, clients: int, device: str, repeats: int) -> dict:
-    sim = Simulation(scenario(model, clients, device))
-    per_pass = sim.clients_per_pass
-    jobs = [TrainJob(k, 0, int(sim.ranks[k]), sim.initial_state) for k in range(clients)]
-    sync = torch.cuda.synchronize if sim.device.type == "cuda" else (lambda: None)
+    bench = build_components(scenario(model, clients, device)).bench
+    per_pass = bench.clients_per_pass
+    sync = torch.cuda.synchronize if bench.device.type == "cuda" else (lambda: None)
+
+    def jobs():  # fresh streams every time: the same batches in both paths
+        return [round_job(0, k, 0, bench.initial_state, int(bench.ranks[k]))
+                for k in range(clients)]
 
     def sequential() -> None:
-        for j in jobs:
-            sim.train_job(j)
+        for j in jobs():
+            bench.train_one(j)
 
     def batched() -> None:
+        js = jobs()
         for i in range(0, clients, per_pass):
-            sim.train_group(jobs[i : i + per_pass])
+            bench.train_group(js[i : i + per_pass])
 
     best = {"sequential": float("inf"), "batched": float("inf")}
     batched()  # warm-up (first-touch allocations, kernels)
@@ -66,7 +71,7 @@ def case(model: str, clients: int, device: str, repeats: int) -> dict:
             best[name] = min(best[name], time.perf_counter() - t0)
     steps = clients * STEPS[model]
     out = {"clients": clients, "clients_per_pass": per_pass, "client_steps": steps,
-           "threads": torch.get_num_threads(), "device": str(sim.device),
+           "threads": torch.get_num_threads(), "device": str(bench.device),
            **{f"{k}_s": round(v, 4) for k, v in best.items()},
            **{f"{k}_steps_per_s": round(steps / v, 2) for k, v in best.items()},
            "speedup": round(best["sequential"] / best["batched"], 3)}

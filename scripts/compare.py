@@ -23,8 +23,8 @@ from pathlib import Path
 
 from wirelessfl.cli import guarded
 from wirelessfl.results import read_csv
-from wirelessfl.runner import run_scenario
 from wirelessfl.scenario import load_scenario
+from wirelessfl.session import run_scenario
 
 PRESETS = {
     "aggregators": {

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from wirelessfl.build import build_components
 from wirelessfl.learning.adapter import get_state, set_state
 from wirelessfl.learning.aggregators.florist import FLoRIST, FLoRISTParams
 from wirelessfl.learning.aggregators.lowrank import energy_rank, product_svd, stack
@@ -15,8 +16,8 @@ from wirelessfl.learning.client import ClientUpdate
 from wirelessfl.learning.lora import fresh_lora, lora_sites, numels_at_rank, truncate
 from wirelessfl.learning.models import build_base, load_global_model, wrap_lora
 from wirelessfl.results import read_csv
-from wirelessfl.runner import Simulation, run_scenario
 from wirelessfl.scenario import parse_scenario
+from wirelessfl.session import play, run_scenario
 
 
 def factors(ranks=(8, 4, 4, 2), d_in=40, d_out=48, seed=0):
@@ -171,12 +172,12 @@ def run(tiny_raw, tmp_path, aggregator, **extra):
         node[leaf] = value
     raw["output"] = {"dir": str(tmp_path / aggregator), "plots": False}
     sc = parse_scenario(raw)
-    sim = Simulation(sc)
+    c = build_components(sc)
     from wirelessfl.observers import ResultsObserver
     from wirelessfl.results import ResultsWriter
 
-    summary = sim.run([ResultsObserver(ResultsWriter(sc.output_dir))])
-    return sim, sc.output_dir, summary
+    summary = play(c, [ResultsObserver(ResultsWriter(sc.output_dir))])
+    return c.bench, sc.output_dir, summary
 
 
 @pytest.mark.parametrize("name", ["fedit", "ffa", "flora", "florist"])

@@ -13,16 +13,17 @@ import torch
 from torch import nn
 
 from tests.conftest import TINY
+from wirelessfl.build import Components, build_components
 from wirelessfl.compression.soft import penalty
 from wirelessfl.learning import batched
-from wirelessfl.runner import Simulation, TrainJob
+from wirelessfl.learning.client import TrainJob, round_job
 from wirelessfl.scenario import Scenario
 
 RANKS = [2, 4, 4, 1, 3, 4]
 
 
 def build(aggregator="fedit", compressor="soft", ranks=RANKS, cap=None, samples=300,
-          lora_dropout=0.0, **compressor_options) -> Simulation:
+          lora_dropout=0.0, **compressor_options) -> Components:
     raw = copy.deepcopy(TINY)
     raw["clients"].update(count=len(ranks), local_steps=4, batch_size=8, learning_rate=0.02)
     raw["model"]["lora"] = {"rank": max(ranks), "alpha": 8, "dropout": lora_dropout,
@@ -32,19 +33,19 @@ def build(aggregator="fedit", compressor="soft", ranks=RANKS, cap=None, samples=
                      "compressor_options": compressor_options}
     raw["compute"] = {"torch_threads": 1, "max_batched_clients": cap}
     torch.set_num_threads(1)
-    sim = Simulation(Scenario.model_validate(raw))
-    for m in sim.model.modules():  # the base's own dropout: 0, so both paths are exact
+    c = build_components(Scenario.model_validate(raw))
+    for m in c.bench.model.modules():  # the base's own dropout: 0, so both paths are exact
         if isinstance(m, nn.Dropout):
             m.p = 0.0
-    return sim
+    return c
 
 
-def jobs_of(sim: Simulation, round_: int = 0) -> list[TrainJob]:
+def jobs_of(c: Components, round_: int = 0) -> list[TrainJob]:
     out = []
-    for k, r in enumerate(sim.ranks.tolist()):
+    for k, r in enumerate(c.bench.ranks.tolist()):
         gen = torch.Generator().manual_seed(100 + k)
-        out.append(TrainJob(k, round_, r, sim.aggregator.client_state(sim.initial_state, k, r,
-                                                                       gen)))
+        start = c.aggregator.client_state(c.bench.initial_state, k, r, gen)
+        out.append(round_job(c.scenario.seed, k, round_, start, r))
     return out
 
 
@@ -61,14 +62,15 @@ def assert_same_updates(seq, bat, tol=1e-5):
 @pytest.mark.parametrize("aggregator", ["fedit", "ffa", "flora", "florist", "fedtree"])
 def test_batched_training_gives_the_sequential_adapters(aggregator):
     """Heterogeneous ranks, SOFT's penalty, several steps, groups of 4 + 2 clients."""
-    sim = build(aggregator, "soft", cap=4, lambda_orth=0.5)
-    assert sim.clients_per_pass == 4 and sim.batch_note is None
-    jobs = jobs_of(sim)
-    seq = [sim.train_job(j) for j in jobs]
+    c = build(aggregator, "soft", cap=4, lambda_orth=0.5)
+    bench = c.bench
+    assert bench.clients_per_pass == 4 and bench.batch_note is None
+    jobs = jobs_of(c)
+    seq = [bench.train_one(j) for j in jobs]
     moved = max(float((u.state[n] - j.start[n]).abs().max())
                 for u, j in zip(seq, jobs, strict=True) for n in u.state)
     assert moved > 1e-2  # training did something worth comparing
-    bat = [u for i in range(0, 6, 4) for u in sim.train_group(jobs[i : i + 4])]
+    bat = [u for i in range(0, 6, 4) for u in bench.train_group(jobs[i : i + 4])]
     assert_same_updates(seq, bat)
     # a lower-rank client's unused ranks stay exactly zero in both paths
     b_name = next(n for n in bat[3].state if ".lora_B." in n)
@@ -77,11 +79,11 @@ def test_batched_training_gives_the_sequential_adapters(aggregator):
 
 def test_equal_ranks_without_penalty_and_a_shard_smaller_than_the_batch():
     """Small shards (fewer rows than the batch) are padded at weight zero."""
-    sim = build("fedit", "none", ranks=[3, 3, 3], samples=40)
-    shards = [len(s) for s in sim.shards.train]
-    assert min(shards) < sim.sc.clients.batch_size < max(shards)
-    jobs = jobs_of(sim)
-    assert_same_updates([sim.train_job(j) for j in jobs], sim.train_group(jobs))
+    c = build("fedit", "none", ranks=[3, 3, 3], samples=40)
+    shards = [len(s) for s in c.bench.shards.train]
+    assert min(shards) < c.scenario.clients.batch_size < max(shards)
+    jobs = jobs_of(c)
+    assert_same_updates([c.bench.train_one(j) for j in jobs], c.bench.train_group(jobs))
 
 
 def test_the_penalty_with_a_client_axis_is_each_clients_penalty():
@@ -108,8 +110,8 @@ def test_the_penalty_with_a_client_axis_is_each_clients_penalty():
 
 
 def test_the_probe_catches_a_batched_forward_that_mixes_clients(monkeypatch):
-    sim = build("fedit", "none", ranks=[2, 2])
-    args = (sim.model, sim.initial_state, sim.data.input_ids, sim.data.attention_mask)
+    bench = build("fedit", "none", ranks=[2, 2]).bench
+    args = (bench.model, bench.initial_state, bench.data.input_ids, bench.data.attention_mask)
     assert batched.probe(*args) is None
 
     def wrong_head(w, bias, k):  # every client gets client 0's head
@@ -122,23 +124,24 @@ def test_the_probe_catches_a_batched_forward_that_mixes_clients(monkeypatch):
 def test_a_model_it_cannot_batch_trains_one_by_one_and_says_why():
     raw = copy.deepcopy(TINY)
     raw["model"]["lora"]["target_modules"] = ["query", "word_embeddings"]
-    sim = Simulation(Scenario.model_validate(raw))
-    assert sim.clients_per_pass == 1
-    assert "word_embeddings" in sim.batch_note and "one by one" in sim.batch_note
+    bench = build_components(Scenario.model_validate(raw)).bench
+    assert bench.clients_per_pass == 1
+    assert "word_embeddings" in bench.batch_note and "one by one" in bench.batch_note
 
 
 def test_chunk_size_rules():
-    sim = build("fedit", "none", ranks=[2, 2])
+    c = build("fedit", "none", ranks=[2, 2])
+    model = c.bench.model
     cpu = torch.device("cpu")
-    tokens = sim.sc.clients.batch_size * sim.sc.model.max_length
-    h = batched.hidden_size(sim.model)
+    tokens = c.scenario.clients.batch_size * c.scenario.model.max_length
+    h = batched.hidden_size(model)
     assert h == 64  # tiny-bert
-    assert batched.clients_per_pass(sim.model, 8, 12, cpu, None) == min(
+    assert batched.clients_per_pass(model, 8, 12, cpu, None) == min(
         4096 // tokens, 786_432 // (tokens * h))
-    assert batched.clients_per_pass(sim.model, 8, 12, cpu, 3) == 3
-    assert batched.clients_per_pass(sim.model, 4096, 64, cpu, None) == 1
-    per = batched.bytes_per_client(sim.model, 8, 12)
-    assert per > 16 * sum(p.numel() for p in sim.model.parameters() if p.requires_grad)
+    assert batched.clients_per_pass(model, 8, 12, cpu, 3) == 3
+    assert batched.clients_per_pass(model, 4096, 64, cpu, None) == 1
+    per = batched.bytes_per_client(model, 8, 12)
+    assert per > 16 * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def test_a_run_with_batching_matches_one_without(tmp_path):

@@ -79,13 +79,14 @@ def test_registry_names_and_import_path():
 
 
 def test_a_run_keeps_only_the_current_rounds_blocks(tiny_raw):
-    from wirelessfl.runner import Simulation
+    from wirelessfl.build import build_components
     from wirelessfl.scenario import Scenario
+    from wirelessfl.session import play
 
     tiny_raw["rounds"] = 6
     tiny_raw["channel"]["fading"]["coherence_time_s"] = 0.0002
-    sim = Simulation(Scenario.model_validate(tiny_raw))
-    summary = sim.run([])
-    ch = sim.cell.channel
+    c = build_components(Scenario.model_validate(tiny_raw))
+    summary = play(c, [])
+    ch = c.cell.channel
     blocks_played = summary["sim_time_s"] / ch.coherence_time_s
     assert blocks_played > 3 * ch._blocks.shape[0] and ch._first > 0

@@ -12,7 +12,8 @@ from wirelessfl.control import CONTROLLERS
 from wirelessfl.control.base import LatencyQueue
 from wirelessfl.control.planning import instantaneous
 from wirelessfl.control.synthetic import SyntheticCell, run_rounds
-from wirelessfl.control.tsfa import TSFA, OnlineProblem, TSFAParams
+from wirelessfl.control.tsfa import TSFA, TSFAParams
+from wirelessfl.control.tsfa_cvxpy import OnlineProblem
 from wirelessfl.network.link import shannon_rate_bps
 
 
@@ -276,7 +277,8 @@ def test_a_failing_solver_falls_back_without_crashing(monkeypatch):
     monkeypatch.setattr(OnlineProblem, "solve", lambda self: False)
     cell = SyntheticCell(n=5, rank=4, seed=6)
     a = TSFA(TSFAParams(solver="cvxpy")).online(cell.context(0, 2.0, 1.0))
-    assert a.info["tsfa_fallback"] == 1.0
+    assert a.metrics["tsfa_fallback"] == 1.0
+    assert a.events and a.events[0]["event"] == "controller_fallback"
     assert a.bandwidth_hz.sum() <= cell.bandwidth_hz * (1 + 1e-9)
     assert np.all(a.keep_ranks >= 1)
 

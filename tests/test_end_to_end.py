@@ -12,8 +12,8 @@ from peft import PeftModel
 from wirelessfl.cli import main
 from wirelessfl.learning.models import build_base
 from wirelessfl.results import read_csv
-from wirelessfl.runner import run_scenario
 from wirelessfl.scenario import parse_scenario
+from wirelessfl.session import run_scenario
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +80,12 @@ def test_saved_adapter_loads_with_peft_and_reproduces_the_final_accuracy(tiny_ru
     base = build_base(**json_summary["base_model"])
     model = PeftModel.from_pretrained(base, str(path / "adapter")).eval()
     # evaluate on the run's own test split: the same accuracy as logged
-    from wirelessfl.runner import load_data, split_data
+    from wirelessfl.build import load_data
+    from wirelessfl.learning.partition import split_shards
 
     sc = parse_scenario(raw)
     data = load_data(sc)
-    test = torch.as_tensor(split_data(sc, data).test)
+    test = torch.as_tensor(split_shards(sc, data.labels.numpy()).test)
     with torch.no_grad():
         pred = model(input_ids=data.input_ids[test],
                      attention_mask=data.attention_mask[test]).argmax(-1)

@@ -9,9 +9,9 @@ import torch
 from wirelessfl.learning.adapter import get_state, lora_pairs, numels, set_state
 from wirelessfl.learning.aggregators.fedit import FedIT, covariance_error, stacked_frobenius
 from wirelessfl.learning.client import ClientUpdate
-from wirelessfl.learning.data import make_synthetic, stratified_split
+from wirelessfl.learning.data import make_synthetic
 from wirelessfl.learning.models import build_base, wrap_lora
-from wirelessfl.learning.partition import dirichlet_partition, iid_partition
+from wirelessfl.learning.partition import dirichlet_partition, iid_partition, stratified_split
 
 
 @pytest.fixture(scope="module")

@@ -246,19 +246,19 @@ def test_fuzzed_scenarios_exit_0_or_2_with_one_line(tmp_path_factory, mutations,
 def test_a_non_finite_update_is_dropped_and_logged(tiny_raw, tmp_path, monkeypatch):
 
     import wirelessfl
-    from wirelessfl.runner import Simulation
+    from wirelessfl.learning.workbench import Workbench
 
-    real = Simulation.train_group
+    real = Workbench.train_group
 
-    def train_group(self, jobs):  # batched or one by one, client 1 diverges
-        out = real(self, jobs)
+    def train_group(self, jobs, regularizer=None):  # batched or one by one, 1 diverges
+        out = real(self, jobs, regularizer)
         for u in out:
             if u.client_id == 1:
                 u.state = {n: torch.full_like(t, float("nan")) for n, t in u.state.items()}
                 u.train_loss = float("nan")
         return out
 
-    monkeypatch.setattr(Simulation, "train_group", train_group)
+    monkeypatch.setattr(Workbench, "train_group", train_group)
     r = wirelessfl.run(tiny_raw, output=tmp_path / "run", rounds=2)
     bad = r.clients[r.clients["client"] == 1]
     assert (bad["drop_reason"] == "non_finite_update").all() and not bad["received"].any()

@@ -15,9 +15,9 @@ from wirelessfl.cli import main
 from wirelessfl.network.link import shannon_rate_bps
 from wirelessfl.network.placement import RandomWaypoint
 from wirelessfl.results import read_csv
-from wirelessfl.runner import run_scenario
 from wirelessfl.scenario import parse_scenario
-from wirelessfl.sim import RoundPlan, play_round
+from wirelessfl.session import run_scenario
+from wirelessfl.sim import RoundSchedule, simulate_round
 
 DOCS_EXAMPLES = Path(__file__).parent.parent / "docs" / "examples"
 
@@ -104,9 +104,9 @@ def test_continuous_channel_upload_converges_with_resolution():
         ch = JakesRayleigh(JakesParams(max_doppler_hz=20.0, time_resolution_s=res))
         ch.reset(1, np.random.default_rng(5))
         r = shannon_rate_bps(1e6, 1e7)
-        plan = RoundPlan(0.0, np.array([0]), 0.0, np.zeros(1), np.array([0.3 * r]),
+        plan = RoundSchedule(0.0, np.array([0]), 0.0, np.zeros(1), np.array([0.3 * r]),
                          np.array([1e6]), np.array([1e7]))
-        return play_round(plan, ch).finish_s[0]
+        return simulate_round(plan, ch).finish_s[0]
 
     coarse, fine, finest = finish(2e-3), finish(2e-4), finish(2e-5)
     assert abs(fine - finest) < abs(coarse - finest) + 1e-9

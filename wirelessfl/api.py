@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from wirelessfl.errors import ScenarioError, WirelessFLError
+from wirelessfl.results import finished_summary
 
 DEFAULT = "default"  # ``output=DEFAULT``: the scenario's own output.dir
 
@@ -194,7 +195,7 @@ def run(scenario: Any, *, output: str | Path | None = DEFAULT, overwrite: bool =
         Overrides as keywords, ``__`` for the dot: ``rounds=2, clients__count=20``.
     """
     from wirelessfl.observers import MemoryObserver
-    from wirelessfl.runner import build_simulation, default_observers, run_scenario
+    from wirelessfl.session import run_in_memory, run_scenario
 
     sc = resolve_scenario(scenario, {**(set or {}), **overrides})
     if output is not None:
@@ -203,11 +204,7 @@ def run(scenario: Any, *, output: str | Path | None = DEFAULT, overwrite: bool =
                                  observers=observers)
         return load(folder)
     memory = MemoryObserver()
-    sim = build_simulation(sc)
-    try:
-        sim.run([*default_observers(sim.sc, None, progress), memory, *observers])
-    finally:
-        sim.close()
+    run_in_memory(sc, [memory, *observers], progress)
     return Run(memory.config, _frame(memory.metrics), _frame(memory.clients), memory.summary,
                memory.events, {k: _frame(v) for k, v in memory.tables.items()}, None,
                memory.state)
@@ -228,10 +225,9 @@ def load(path: str | Path) -> Run:
         f = folder / f"{name}.csv"
         return pd.read_csv(f) if f.is_file() and f.stat().st_size else pd.DataFrame()
 
-    summary = {}
-    if (folder / "summary.json").is_file():
-        summary = json.loads((folder / "summary.json").read_text())
-    else:
+    summary = finished_summary(folder)
+    if summary is None:
+        summary = {}
         warnings.warn(f"{folder} holds an unfinished run (no summary.json)", stacklevel=2)
     events = []
     if (folder / "events.jsonl").is_file():
@@ -268,7 +264,7 @@ def load_sweep(path: str | Path, finished_only: bool = True) -> Any:
     frames = []
     for rec in sweep.to_dict("records"):
         run_dir = folder / rec["run"]
-        done = (run_dir / "summary.json").is_file()
+        done = finished_summary(run_dir) is not None
         if (finished_only and not done) or not (run_dir / "metrics.csv").is_file():
             continue
         m = pd.read_csv(run_dir / "metrics.csv")

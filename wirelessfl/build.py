@@ -2,12 +2,15 @@
 
 Everything a run needs is checked here before anything is written: plug-in names
 and options, the device profile, the model and data set names and the presence of
-their optional packages.
+their optional packages. :func:`build_run` then builds the run's
+:class:`Components` (after the controller's offline stage): the cell, the methods,
+the selector, the learning workbench and the round sizes.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +19,7 @@ from pydantic import ValidationError
 import channels  # noqa: F401  (registers the built-in channel models)
 from channels.base import CHANNELS
 from wirelessfl import seeding
+from wirelessfl.control import Preparation
 from wirelessfl.errors import PluginError, ScenarioError
 from wirelessfl.network import tr38901  # noqa: F401  (registers the 38.901 models)
 from wirelessfl.network.cell import Cell
@@ -24,6 +28,8 @@ from wirelessfl.network.pathloss import PATHLOSS
 from wirelessfl.network.placement import RandomWaypoint, place_clients
 from wirelessfl.registry import Registry, UnknownNameError
 from wirelessfl.scenario import Scenario, format_validation_error
+from wirelessfl.selection import n_selected
+from wirelessfl.sizes import RoundSizes
 
 
 def _non_finite(value: Any, path: str = "") -> str | None:
@@ -198,35 +204,129 @@ def check(sc: Scenario) -> None:
     check_learning(sc)
 
 
-def expected_round_latency_s(cell: Cell, compute_s, bits, downlink_s: float,
-                             n_rounds: int = 200, seed: int = 0,
-                             bandwidth_hz: np.ndarray | None = None) -> float:
-    """Mean round latency of uploads of ``bits``, by simulation.
 
-    ``compute_s`` and ``bits`` are scalars or one value per client; the bandwidth is
-    equal shares unless ``bandwidth_hz`` (one per client) is given.
+def load_data(sc: Scenario) -> Any:
+    """The scenario's data set, tokenised to ``model.max_length`` (cached on disk).
 
-    Plays ``n_rounds`` independent rounds of the discrete-event timeline on a fresh
-    realisation of the scenario's channel model (not the run's own draws) and
-    averages their latency, seconds. The timeline, not a closed form, is used
-    because an upload spans several coherence blocks: the mean of ``S / R`` over
-    a single Rayleigh fade is unbounded, the time to push S bits through an
-    evolving channel is not.
+    Raises
+    ------
+    PluginError
+        A data set that cannot be read (naming ``data.options``) or a model without
+        a tokenizer (naming ``model.options``).
     """
-    from wirelessfl.sim import RoundPlan, play_round
+    from wirelessfl.learning.data import DATASETS, TextData, cached_tokenize
+    from wirelessfl.learning.models import MODELS
 
-    ch = type(cell.channel)(cell.channel.params)
-    k = len(cell.distance_m)
-    ch.reset(k, np.random.default_rng(seed))
-    links = np.arange(k)
-    c = cell.uplink_c_hz(links)
-    b = np.full(k, cell.uplink_bandwidth_hz / k) if bandwidth_hz is None else bandwidth_hz
-    tc = ch.coherence_time_s if np.isfinite(ch.coherence_time_s) else 0.0
-    t0, total = 0.0, 0.0
-    for _ in range(n_rounds):
-        plan = RoundPlan(t0, links, downlink_s, np.broadcast_to(compute_s, (k,)),
-                         np.broadcast_to(np.asarray(bits, dtype=float), (k,)), b, c)
-        out = play_round(plan, ch)
-        total += out.end_s - t0
-        t0 = out.end_s + tc  # next round starts in a fresh block
-    return total / n_rounds
+    cls = DATASETS.get(sc.data.name)
+    source = resolve(DATASETS, "data.name", sc.data.name, cls.options(sc.data), "data.options")
+    try:
+        out = source.load(seeding.rng(sc.seed, "data"), sc.model.max_length)
+    except ValueError as err:
+        raise PluginError("data.options", str(err)) from None
+    if isinstance(out, TextData):
+        model = resolve(MODELS, "model.name", sc.model.name, sc.model.options, "model.options")
+        try:
+            tokenizer = model.tokenizer()
+        except ValueError as err:
+            raise PluginError("model.options", str(err)) from None
+        out = cached_tokenize(out, tokenizer, sc.model.max_length,
+                              f"{source.fingerprint()}|{model.identity()}")
+    counts = np.bincount(out.labels.numpy())
+    if sum(int(round(sc.data.test_fraction * n)) for n in counts) < 1:
+        raise ScenarioError("data.test_fraction", f"{sc.data.test_fraction} of {len(out)} "
+                            "examples leaves the test set empty; raise it")
+    return out
+
+
+def build_workbench(sc: Scenario, aggregator: Any, compressor: Any) -> Any:
+    """The learning workbench of ``sc``: data, shards, model and trainer, with the
+    aggregator's frozen tensors and the compressor's training penalty."""
+    from wirelessfl.learning.partition import split_shards
+    from wirelessfl.learning.workbench import Workbench
+
+    data = load_data(sc)
+    shards = split_shards(sc, data.labels.numpy())
+    return Workbench(sc, data, shards, client_ranks(sc), frozen=aggregator.frozen,
+                     regularizer=compressor.regularizer(),
+                     merging=aggregator.merges_into_base)
+
+
+class WorkbenchFactory:
+    """Builds the workbench of a scenario, as the driver's own (for Ray actors).
+
+    Picklable: it holds the resolved scenario as plain data. ``threads`` sets the
+    actor's torch threads (part of what makes its arithmetic the driver's).
+    """
+
+    def __init__(self, scenario: dict[str, Any], threads: int) -> None:
+        self.scenario = scenario
+        self.threads = threads
+
+    def __call__(self) -> Any:
+        sc = Scenario.model_validate(self.scenario)
+        sc.compute.backend = "local"
+        sc.compute.torch_threads = self.threads
+        aggregator, compressor, _ = build_methods(sc)
+        return build_workbench(sc, aggregator, compressor)
+
+
+@dataclass
+class Components:
+    """A scenario built and ready to run.
+
+    The cell, aggregator, controller, compressor and selector are the run's mutable
+    components (a checkpoint saves and restores them); the workbench holds the model
+    and data; ``sizes`` the round sizes; ``preparation`` what the controller's
+    offline stage decided.
+    """
+
+    scenario: Scenario
+    preparation: Preparation
+    profiles: list[DeviceProfile]
+    cell: Cell
+    aggregator: Any
+    compressor: Any
+    controller: Any
+    selector: Any
+    bench: Any
+    sizes: RoundSizes
+    n_selected: int
+
+    def info(self) -> dict[str, Any]:
+        """What ``summary.json`` says of the run besides its numbers."""
+        sc, bench = self.scenario, self.bench
+        return {"name": sc.name, "seed": sc.seed,
+                "latency_budget_s": sc.controller.latency_budget_s,
+                "method": sc.method.model_dump(), "base_model": bench.base_recipe,
+                "lora_rank": int(bench.alloc_rank), "label_names": bench.data.label_names,
+                "device": str(bench.device), "clients_per_pass": bench.clients_per_pass,
+                **({"batching_note": bench.batch_note} if bench.batch_note else {})}
+
+
+def build_components(sc: Scenario, preparation: Preparation | None = None) -> Components:
+    """Every component of ``sc`` (the scenario as the offline stage left it)."""
+    check_learning(sc)
+    profiles = device_profiles(sc)
+    client_ranks(sc)
+    cell = build_cell(sc)
+    aggregator, compressor, controller = build_methods(sc)
+    selector = build_selector(sc)
+    bench = build_workbench(sc, aggregator, compressor)
+    aggregator.setup(bench.sites, bench.initial_state)
+    sizes = RoundSizes.measure(compressor, bench.shapes, bench.ranks, sc.radio.bits_per_value,
+                               profiles, bench.step_flops, sc.clients.local_steps)
+    return Components(sc, preparation if preparation is not None else Preparation(sc),
+                      profiles, cell, aggregator, compressor, controller, selector, bench,
+                      sizes, n_selected(selector, sc.clients.count, sc.clients.fraction))
+
+
+def build_run(sc: Scenario, offline: bool = True) -> Components:
+    """The components of ``sc`` after its controller's offline stage.
+
+    The controller's :meth:`~wirelessfl.control.Controller.prepare` hook runs first
+    (TSFA's pilot picks the structural rank; ``offline=False`` only checks its
+    options); the run's components are then built once, from the scenario it returns.
+    """
+    controller = build_methods(sc)[2]
+    prep = controller.prepare(sc, build_components, offline)
+    return build_components(prep.scenario, prep)

@@ -1,6 +1,6 @@
 """Crash-safe runs: a checkpoint after every round, and resuming from it.
 
-After each round the runner writes ``checkpoint.pt`` in the results folder (a
+After each round the session writes ``checkpoint.pt`` in the results folder (a
 temporary file renamed over the old one, so a kill at any instant leaves either the
 previous checkpoint or the new one). It holds everything the next round depends on:
 
@@ -17,7 +17,7 @@ previous checkpoint or the new one). It holds everything the next round depends 
 * the results tables' shape at that round (header and row counts), so that rows a
   killed round had already appended are cut off on resume.
 
-``wirelessfl run SCENARIO --resume`` rebuilds the simulation from the stored
+``wirelessfl run SCENARIO --resume`` rebuilds the components from the stored
 (resolved) scenario, restores the checkpoint and continues: the results tables are
 byte-identical to an uninterrupted run's.
 """
@@ -33,8 +33,11 @@ from typing import Any
 
 import torch
 
+from wirelessfl.errors import OutputError
+from wirelessfl.records import LoopState
+
 CHECKPOINT = "checkpoint.pt"
-VERSION = 1
+VERSION = 2  # 2: components as built by wirelessfl.build, the loop state as LoopState
 
 
 class _Pickler(pickle.Pickler):
@@ -65,53 +68,51 @@ class _Unpickler(pickle.Unpickler):
         return self.live[(kind, name)]
 
 
-def _live_objects(sim: Any) -> dict[tuple[str, str], Any]:
+def _live_objects(c: Any) -> dict[tuple[str, str], Any]:
     """The objects a checkpoint refers to by name: model modules and parameters, data."""
-    live: dict[tuple[str, str], Any] = {("sim", "model"): sim.model,
-                                        ("sim", "data"): sim.data,
-                                        ("sim", "trainer"): sim.trainer}
-    for name, m in sim.model.named_modules():
+    bench = c.bench
+    live: dict[tuple[str, str], Any] = {("bench", "model"): bench.model,
+                                        ("bench", "data"): bench.data,
+                                        ("bench", "trainer"): bench.trainer}
+    for name, m in bench.model.named_modules():
         live[("nn", name)] = m
-    for name, p in sim.model.named_parameters():
+    for name, p in bench.model.named_parameters():
         live[("param", name)] = p
     return live
 
 
-def components(sim: Any) -> dict[str, Any]:
-    """The simulation's mutable components (pickled as one graph)."""
-    return {"cell": sim.cell, "aggregator": sim.aggregator, "controller": sim.controller,
-            "compressor": sim.compressor, "selector": sim.selector}
+COMPONENTS = ("cell", "aggregator", "controller", "compressor", "selector")
 
 
-def save(path: Path, sim: Any, loop: dict[str, Any], tables: dict[str, Any],
+def save(path: Path, c: Any, loop: LoopState, tables: dict[str, Any],
          input_scenario: dict[str, Any]) -> None:
-    """Write the checkpoint of ``sim`` after a round (atomic: temp file + rename).
+    """Write the checkpoint of a run after a round (atomic: temp file + rename).
 
     Parameters
     ----------
     path : Path
         The results folder.
-    sim : Simulation
-    loop : dict
-        The round loop's own state (round, clock, counters, global adapter, queue,
-        sampling generator).
+    c : Components
+        The run's components (:class:`wirelessfl.build.Components`).
+    loop : LoopState
+        The round loop's state after the round.
     tables : dict
         :meth:`wirelessfl.results.ResultsWriter.snapshot`.
     input_scenario : dict
         The scenario as the user gave it (before the controller's offline stage), to
         check that a resume is given the same one.
     """
-    live = {id(v): k for k, v in _live_objects(sim).items()}
+    live = {id(v): k for k, v in _live_objects(c).items()}
     buf = io.BytesIO()
-    _Pickler(buf, live).dump(components(sim))
+    _Pickler(buf, live).dump({name: getattr(c, name) for name in COMPONENTS})
     payload = {
         "version": VERSION,
-        "scenario": sim.sc.model_dump(mode="json"),
+        "scenario": c.scenario.model_dump(mode="json"),
         "input": input_scenario,
-        "loop": loop,
+        "loop": loop.to_dict(),
         "components": buf.getvalue(),
-        "bases": ({s.prefix: s.base.detach().clone() for s in sim.sites}
-                  if sim.aggregator.merges_into_base else {}),
+        "bases": ({s.prefix: s.base.detach().clone() for s in c.bench.sites}
+                  if c.aggregator.merges_into_base else {}),
         "torch_rng": torch.get_rng_state(),
         "tables": tables,
     }
@@ -122,18 +123,29 @@ def save(path: Path, sim: Any, loop: dict[str, Any], tables: dict[str, Any],
 
 
 def read(path: Path) -> dict[str, Any]:
-    """The checkpoint in the results folder ``path`` (raw; see :func:`restore`)."""
-    return torch.load(path / CHECKPOINT, weights_only=False)
+    """The checkpoint in the results folder ``path`` (raw; see :func:`restore`).
+
+    Raises
+    ------
+    OutputError
+        A checkpoint written by another version of the checkpoint format.
+    """
+    data = torch.load(path / CHECKPOINT, weights_only=False)
+    if data.get("version") != VERSION:
+        raise OutputError("--resume", f"{str(path)!r} holds a checkpoint of format "
+                          f"{data.get('version')} (this version reads {VERSION}); rerun with "
+                          "--overwrite")
+    return data
 
 
-def restore(sim: Any, ckpt: dict[str, Any]) -> dict[str, Any]:
-    """Put the checkpoint's components into ``sim``; return the loop state."""
-    comps = _Unpickler(io.BytesIO(ckpt["components"]), _live_objects(sim)).load()
+def restore(c: Any, ckpt: dict[str, Any]) -> LoopState:
+    """Put the checkpoint's components into ``c``; return the loop's state."""
+    comps = _Unpickler(io.BytesIO(ckpt["components"]), _live_objects(c)).load()
     for name, obj in comps.items():
-        setattr(sim, name, obj)
+        setattr(c, name, obj)
     with torch.no_grad():
-        for s in sim.sites:
+        for s in c.bench.sites:
             if s.prefix in ckpt["bases"]:
                 s.base.copy_(ckpt["bases"][s.prefix])
     torch.set_rng_state(ckpt["torch_rng"])
-    return ckpt["loop"]
+    return LoopState(**ckpt["loop"])

@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from wirelessfl.errors import OutputError
 
         raise OutputError("--resume", "give --resume or --overwrite, not both")
-    from wirelessfl.runner import run_scenario
+    from wirelessfl.session import run_scenario
 
     path, summary = run_scenario(sc, overwrite=args.overwrite, progress=_progress(args),
                                  out_dir=out, resume=args.resume)
@@ -113,12 +113,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     build.device_profiles(sc)  # the radio side needs no torch either
     build.build_cell(sc)
-    from wirelessfl.runner import build_simulation
+    from wirelessfl.sizes import budget_warning, validate_summary
 
-    sim = build_simulation(sc, offline=args.offline)
-    info = {**sim.plan_summary(), **sim.preparation.info}
+    c = build.build_run(sc, offline=args.offline)
+    info = {**validate_summary(c), **c.preparation.info}
     print(f"{args.scenario}: valid")
-    warning = sim.budget_warning()
+    warning = budget_warning(c)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     width = max(len(k) for k in info)

@@ -1,6 +1,7 @@
 """Observers: what the round loop reports to, without knowing who listens.
 
-:meth:`wirelessfl.runner.Simulation.run` plays the rounds and calls every observer:
+:class:`wirelessfl.runner.RoundLoop` plays the rounds and the session around it calls
+every observer:
 
 * ``on_start(start)`` once, with a :class:`RunStart` (scenario, extra tables,
   warnings),

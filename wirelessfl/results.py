@@ -9,10 +9,13 @@ Layout (docs/architecture.md)::
     summary.json    final numbers, seed, package versions, host wall time
     adapter/        the final global adapter (peft ``save_pretrained``)
     plots/          figures
+    <name>.csv      tables a method adds (e.g. TSFA's ``tsfa_offline.csv``), listed in
+                    the hidden manifest ``.tables``
 
 Rows are appended as rounds finish, so a crash loses no finished round. A folder
 that already holds a run is never overwritten unless asked (``--overwrite``), and
-then only the files listed above are replaced.
+then only the files listed above are replaced. A run is finished when
+:func:`finished_summary` finds its summary.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from typing import IO, Any
 from wirelessfl.errors import OutputError
 
 RESULT_FILES = ("config.yaml", "metrics.csv", "clients.csv", "events.jsonl", "summary.json",
-                "tsfa_offline.csv", "timings.jsonl", "checkpoint.pt")
+                "timings.jsonl", "checkpoint.pt")
 RESULT_DIRS = ("adapter", "plots", "tensorboard")
+STANDARD_TABLES = ("metrics", "clients")
+MANIFEST = ".tables"  # the other tables a run wrote, one name per line
 PACKAGES = ("wirelessfl", "torch", "peft", "transformers", "numpy", "scipy", "cvxpy", "simpy",
             "pydantic")
 
@@ -97,6 +102,38 @@ def _replace_table(file: Path, header: list[str], rows: list[list[str]]) -> None
         w.writerows((r + [""] * (width - len(r)))[:width] for r in rows)
 
 
+def extra_tables(path: Path) -> list[str]:
+    """The file names of the tables besides metrics and clients that the run in
+    ``path`` wrote (from its manifest)."""
+    try:
+        names = (path / MANIFEST).read_text().split()
+    except OSError:
+        return []
+    return [f"{n}.csv" for n in dict.fromkeys(names)]
+
+
+def result_files(path: Path) -> list[str]:
+    """Every file name a run in ``path`` may have written (standard and extra)."""
+    return [*RESULT_FILES, *extra_tables(path), MANIFEST]
+
+
+def finished_summary(path: Path) -> dict[str, Any] | None:
+    """The summary of the finished run in ``path``, or None if it holds none.
+
+    Finished: ``summary.json`` (written last, atomically) is a mapping, and
+    ``metrics.csv`` holds the row of every round it counts.
+    """
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+        with (path / "metrics.csv").open(newline="") as fh:
+            rows = sum(1 for _ in csv.reader(fh)) - 1
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict) or rows != summary.get("rounds"):
+        return None
+    return summary
+
+
 def holds_run(path: Path) -> bool:
     """Whether ``path`` holds a run of ours: a ``config.yaml`` that is a scenario mapping."""
     import yaml
@@ -118,9 +155,9 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
     """
     if path.exists() and not path.is_dir():
         raise OutputError("output.dir", f"{str(path)!r} exists and is not a folder")
-    held = [n for n in (*RESULT_FILES, *RESULT_DIRS) if (path / n).exists()]
+    held = [n for n in (*result_files(path), *RESULT_DIRS) if (path / n).exists()]
     if held and not overwrite:
-        if not (path / "summary.json").is_file():  # a run that did not finish
+        if finished_summary(path) is None:  # a run that did not finish
             if (path / "checkpoint.pt").is_file():
                 raise OutputError("output.dir", f"{str(path)!r} holds an unfinished run; "
                                   "pass --resume to continue it, or --overwrite to start "
@@ -160,7 +197,7 @@ class ResultsWriter:
         path.mkdir(parents=True, exist_ok=True)
         self.lock = lock if lock is not None else RunLock(path)  # before any deletion
         if not resume:
-            for name in RESULT_FILES:
+            for name in result_files(path):
                 (path / name).unlink(missing_ok=True)
             for name in RESULT_DIRS:
                 if (path / name).is_dir():
@@ -218,6 +255,9 @@ class ResultsWriter:
         keys = list(dict.fromkeys(k for row in rows for k in row))
         if new:
             header = self._headers[table] = keys
+            if table not in STANDARD_TABLES:  # so that --overwrite knows it is ours
+                with (self.path / MANIFEST).open("a") as fh:
+                    fh.write(table + "\n")
         elif any(k not in header for k in keys):
             header = self._headers[table] = header + [k for k in keys if k not in header]
             self._rewrite(file, header)

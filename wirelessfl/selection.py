@@ -28,6 +28,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from wirelessfl.errors import PluginError
 from wirelessfl.registry import NoParams, Registry
 
 
@@ -73,6 +74,32 @@ class Selector(ABC):
 
 
 SELECTORS: Registry[Selector] = Registry("client selector", Selector)
+
+
+def n_selected(selector: Selector, count: int, fraction: float) -> int:
+    """Clients a round selects: ``round(fraction K)``, at least 1, or all of them when
+    the selector takes no fraction."""
+    if not selector.uses_fraction:
+        return count
+    return max(1, int(round(fraction * count)))
+
+
+def select(selector: Selector, view: SelectionView, rng: np.random.Generator) -> np.ndarray:
+    """The round's clients, sorted, after checking what ``selector`` returned.
+
+    Raises
+    ------
+    PluginError
+        Naming ``clients.selection`` when the selector returns anything but distinct
+        client indices in ``[0, K)``.
+    """
+    k = view.count
+    sel = np.asarray(selector.select(view, rng), dtype=int)
+    if (sel.ndim != 1 or len(sel) == 0 or len(np.unique(sel)) != len(sel)
+            or sel.min() < 0 or sel.max() >= k):
+        raise PluginError("clients.selection", f"selector {selector.name!r} returned "
+                          f"{sel.tolist()[:8]}: distinct client indices in [0, {k}) needed")
+    return np.sort(sel)
 
 
 @SELECTORS.register("random")

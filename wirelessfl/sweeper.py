@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from wirelessfl.errors import OutputError, ScenarioError
+from wirelessfl.results import finished_summary
 
 
 def split_values(text: str) -> list[str]:
@@ -116,19 +117,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def is_done(path: Path) -> bool:
-    """A finished run: its ``summary.json`` says so and ``metrics.csv`` holds every round."""
-    import json
-
-    try:
-        summary = json.loads((path / "summary.json").read_text())
-        with (path / "metrics.csv").open(newline="") as fh:
-            rows = sum(1 for _ in csv.reader(fh)) - 1
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and rows == summary.get("rounds")
-
-
 def _run_one(scenario: str, overrides: list[str], out_dir: str, threads: int) -> dict[str, Any]:
     """Worker: run one combination (resuming it from its checkpoint); never raises."""
     t0 = time.perf_counter()
@@ -137,12 +125,12 @@ def _run_one(scenario: str, overrides: list[str], out_dir: str, threads: int) ->
 
         torch.set_num_threads(threads)
         from wirelessfl.checkpoint import CHECKPOINT
-        from wirelessfl.runner import run_scenario
         from wirelessfl.scenario import load_scenario
+        from wirelessfl.session import run_scenario
 
         sc = load_scenario(scenario, overrides)
         path = Path(out_dir)
-        resume = (path / CHECKPOINT).is_file() and not (path / "summary.json").is_file()
+        resume = (path / CHECKPOINT).is_file() and finished_summary(path) is None
         run_scenario(sc, overwrite=not resume, progress=False, out_dir=path, resume=resume)
         return {"status": "resumed" if resume else "done", "error": "",
                 "wall_s": time.perf_counter() - t0}
@@ -151,14 +139,44 @@ def _run_one(scenario: str, overrides: list[str], out_dir: str, threads: int) ->
         return {"status": "failed", "error": msg, "wall_s": time.perf_counter() - t0}
 
 
-def _summary_wall(path: Path) -> float:
+def _summary_wall(summary: dict[str, Any]) -> float:
     """The host time a finished run took (from its summary), seconds."""
-    import json
-
     try:
-        return float(json.loads((path / "summary.json").read_text()).get("wall_time_s", 0.0))
-    except (OSError, ValueError, TypeError):
+        return float(summary.get("wall_time_s", 0.0))
+    except (ValueError, TypeError):
         return 0.0
+
+
+def sweep_task(scenario_text: str, overrides: list[str], out_dir: str, host: str,
+               threads: int, folder: bytes | None,
+               cwd: str) -> tuple[dict[str, Any], bytes | None]:
+    """One sweep run on a Ray worker; returns (result row, the folder packed or None).
+
+    On the driver's own machine the run writes its folder in place (checkpoints
+    survive a killed driver). Elsewhere it runs in a temporary folder seeded with
+    ``folder`` (what the driver holds, for a resume) and sends the folder back.
+    Relative paths in the scenario (trace or data files) are taken from the driver's
+    working directory ``cwd`` when the worker has it; other nodes need the files at
+    the same absolute paths.
+    """
+    import socket
+    import tempfile
+
+    from wirelessfl.backends.ray import pack, unpack
+
+    if Path(cwd).is_dir():
+        os.chdir(cwd)
+    with tempfile.TemporaryDirectory() as tmp:
+        scenario = Path(tmp) / "scenario.yaml"
+        scenario.write_text(scenario_text)
+        shared = os.environ.get("WIRELESSFL_RAY_SHIP_RESULTS", "") != "1"  # "1": tests
+        if shared and socket.gethostname() == host and Path(out_dir).parent.is_dir():
+            return _run_one(str(scenario), overrides, out_dir, threads), None
+        run = Path(tmp) / "run"
+        if folder:
+            unpack(folder, run)
+        result = _run_one(str(scenario), overrides, str(run), threads)
+        return result, pack(run) if run.is_dir() else None
 
 
 def write_index(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -206,7 +224,7 @@ def _sweep_on_ray(scenario: str, todo: list[Any], base: Any, wanted: dict[str, f
     ray = ray_backend.start(address)
     cpus = wanted.get("CPU", float(base.compute.torch_threads or 1))
     gpus = wanted.get("GPU", 1.0 if base.compute.device == "cuda" else 0.0)
-    task = ray.remote(ray_backend.sweep_task).options(num_cpus=cpus, num_gpus=gpus,
+    task = ray.remote(sweep_task).options(num_cpus=cpus, num_gpus=gpus,
                                                       max_retries=1, retry_exceptions=False)
     text = Path(scenario).read_text()
     host, cwd = socket.gethostname(), os.getcwd()
@@ -271,7 +289,7 @@ def run_sweep(scenario: str, grid_items: list[str], sets: list[str], jobs: int,
                                 f"folder {name!r}; use values that differ in letters or digits")
         names[name] = combo
         path = out / name
-        if (path / "summary.json").is_file():
+        if finished_summary(path) is not None:
             check_finished(path, sc)
         plans.append((combo, overrides, path))
     out.mkdir(parents=True, exist_ok=True)
@@ -281,9 +299,10 @@ def run_sweep(scenario: str, grid_items: list[str], sets: list[str], jobs: int,
     for combo, overrides, path in plans:
         row = {"run": path.name, "status": "pending", "error": "", "wall_s": 0.0,
                **{k: v for k, v in combo}}
-        if is_done(path):
+        done = finished_summary(path)
+        if done is not None:
             row["status"] = "skipped (done)"
-            row["wall_s"] = _summary_wall(path)
+            row["wall_s"] = _summary_wall(done)
         else:
             todo.append((combo, overrides, path))
         rows[path.name] = row

@@ -1,7 +1,10 @@
-"""Ray: sweeps across a cluster, and one run's client training across a pool of actors.
+"""Ray plumbing: connect to (or start) Ray, shut down a Ray this process started, and
+ship results folders between machines.
 
-Ray is an optional extra (``pip install -e '.[ray]'``), imported only here and only
-when a sweep runs with ``--backend ray`` or a scenario sets ``compute.backend: ray``.
+Used by sweeps (``wirelessfl sweep --backend ray``, :mod:`wirelessfl.sweeper`) and by
+the training pool of one run (``compute.backend: ray``,
+:mod:`wirelessfl.backends.ray_pool`). Ray is an optional extra (``pip install -e
+'.[ray]'``), imported only here and only when one of those asks for it.
 Without an address a local Ray is started on loopback with no dashboard and a bounded
 object store (``WIRELESSFL_RAY_OBJECT_STORE_MB``, default 256); with one, the driver
 joins that cluster. Only results travel: adapters (client training) and results folders
@@ -14,7 +17,6 @@ import io
 import os
 import socket
 import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,109 +114,3 @@ def unpack(data: bytes, folder: Path) -> None:
             tmp = target.with_name(target.name + ".part")
             tmp.write_bytes(tar.extractfile(m).read())  # type: ignore[union-attr]
             os.replace(tmp, target)
-
-
-def sweep_task(scenario_text: str, overrides: list[str], out_dir: str, host: str,
-               threads: int, folder: bytes | None,
-               cwd: str) -> tuple[dict[str, Any], bytes | None]:
-    """One sweep run on a Ray worker; returns (result row, the folder packed or None).
-
-    On the driver's own machine the run writes its folder in place (checkpoints
-    survive a killed driver). Elsewhere it runs in a temporary folder seeded with
-    ``folder`` (what the driver holds, for a resume) and sends the folder back.
-    Relative paths in the scenario (trace or data files) are taken from the driver's
-    working directory ``cwd`` when the worker has it; other nodes need the files at
-    the same absolute paths.
-    """
-    from wirelessfl.sweeper import _run_one
-
-    if Path(cwd).is_dir():
-        os.chdir(cwd)
-    with tempfile.TemporaryDirectory() as tmp:
-        scenario = Path(tmp) / "scenario.yaml"
-        scenario.write_text(scenario_text)
-        shared = os.environ.get("WIRELESSFL_RAY_SHIP_RESULTS", "") != "1"  # "1": tests
-        if shared and socket.gethostname() == host and Path(out_dir).parent.is_dir():
-            return _run_one(str(scenario), overrides, out_dir, threads), None
-        run = Path(tmp) / "run"
-        if folder:
-            unpack(folder, run)
-        result = _run_one(str(scenario), overrides, str(run), threads)
-        return result, pack(run) if run.is_dir() else None
-
-
-# ------------------------------------------------------------------ client training
-
-
-class TrainerActor:
-    """Holds the frozen base model once and trains the clients it is given.
-
-    The actor builds the same simulation as the driver from the resolved scenario
-    (same model, data, shards, masks and regulariser), so a client trained here is
-    bit for bit the client the local backend trains, given the same thread count.
-    """
-
-    def __init__(self, scenario: dict[str, Any], threads: int) -> None:
-        import torch
-
-        from wirelessfl.runner import Simulation
-        from wirelessfl.scenario import Scenario
-
-        torch.set_num_threads(threads)
-        sc = Scenario.model_validate(scenario)
-        sc.compute.backend = "local"
-        sc.compute.torch_threads = threads
-        self.sim = Simulation(sc)
-
-    def train(self, groups: list[list[Any]], bases: dict[str, Any] | None) -> list[list[Any]]:
-        import torch
-
-        if bases:
-            with torch.no_grad():
-                for s in self.sim.sites:
-                    s.base.copy_(bases[s.prefix])
-        return [self.sim.train_group(g) for g in groups]
-
-
-class RayPool:
-    """Spreads a round's client training over ``n_actors`` Ray actors.
-
-    The round's groups of jobs (see ``Simulation._train_round``) go to actors in turn
-    (group i to actor i mod n), each trained as the local backend trains it; the
-    updates come back in the jobs' order. With a merging aggregator the current base
-    weights of the adapted layers go along each round (one object in the store,
-    shared by the actors).
-    """
-
-    def __init__(self, sim: Any, address: str | None, n_actors: int | None) -> None:
-        import torch
-
-        ray = self.ray = start(address, key="compute.ray_address")
-        threads = sim.sc.compute.torch_threads or torch.get_num_threads()
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        n = n_actors or max(1, cpus // threads)
-        actor = ray.remote(TrainerActor).options(num_cpus=threads, max_restarts=1,
-                                                 max_task_retries=1)
-        scenario = sim.sc.model_dump(mode="json")
-        self.actors = [actor.remote(scenario, threads) for _ in range(n)]
-        self.merges = sim.aggregator.merges_into_base
-        self.sim = sim
-
-    def train(self, groups: list[list[Any]]) -> list[Any]:
-        n = len(self.actors)
-        bases = None
-        if self.merges:
-            bases = self.ray.put({s.prefix: s.base.detach().cpu() for s in self.sim.sites})
-        shares = [groups[i::n] for i in range(n)]
-        refs = [a.train.remote(c, bases) for a, c in zip(self.actors, shares, strict=True)
-                if c]
-        results = self.ray.get(refs)
-        done: list[Any] = [None] * len(groups)
-        for i, res in enumerate(results):
-            done[i::n] = res
-        return [u for g in done for u in g]
-
-    def close(self) -> None:
-        for a in self.actors:
-            self.ray.kill(a)
-        self.actors = []

@@ -93,3 +93,23 @@ class Compressor(ABC):
 
 
 COMPRESSORS.base = Compressor
+
+
+def error_profiles(compressor: Compressor, updates: list[ClientUpdate], reference: State,
+                   alloc_rank: int) -> np.ndarray | None:
+    """Every client's reported ``eps_k(m)``, m = 0..R, shape (n, R + 1); None if the
+    compressor does not sparsify.
+
+    ``R = alloc_rank``: entries above a client's own rank are 0 (those ranks lose
+    nothing); a client whose update is not finite reports no error (it will not
+    send).
+    """
+    if not compressor.sparsifies:
+        return None
+    out = np.zeros((len(updates), alloc_rank + 1))
+    for i, u in enumerate(updates):
+        if not u.finite:
+            continue
+        e = compressor.error_profile(u, reference)
+        out[i, : len(e)] = e
+    return out

@@ -107,16 +107,24 @@ class Allocation:
     planned_latency_s : ndarray, shape (n,)
         Downlink + compute + upload time the planner expects (its uplink model),
         seconds; for a client left out of the round, its compute end.
-    info : dict
-        Per-round values for ``metrics.csv`` (fallbacks, ...). Keys ending in
-        ``_wall_s`` are host timings: they go to ``events.jsonl`` and the summary,
-        never to ``metrics.csv``, which must not depend on the host.
+    metrics : dict of str to float
+        The controller's per-round values for ``metrics.csv`` (solves, fallbacks, ...).
+        Deterministic: nothing that depends on the host.
+    events : list of dict
+        Records for ``events.jsonl`` (``event`` names the kind, e.g.
+        ``controller_fallback``); the round loop stamps the round number.
+    timings : dict of str to float
+        Host wall-clock times of the decision, seconds (``timings.jsonl``, and their
+        means in the summary); never in ``metrics.csv``, which must not depend on
+        the host.
     """
 
     bandwidth_hz: np.ndarray
     keep_ranks: np.ndarray | None
     planned_latency_s: np.ndarray
-    info: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def planned_latency_s(ctx: RoundContext, bandwidth_hz: np.ndarray, bits: np.ndarray) -> np.ndarray:
@@ -180,16 +188,17 @@ class Controller(ABC):
 
     def prepare(self, scenario: Any, build: Callable[[Any], Any],
                 offline: bool = True) -> Preparation:
-        """The controller's offline stage, before the run's simulation is built.
+        """The controller's offline stage, before the run's components are built.
 
         Parameters
         ----------
         scenario : Scenario
             The validated scenario.
         build : callable
-            ``build(scenario) -> Simulation``, for a pilot simulation of the
-            controller's own (the run's simulation is built once, by the caller,
-            from the returned scenario).
+            ``build(scenario) -> Components`` (:class:`wirelessfl.build.Components`),
+            for a pilot of the controller's own: its cell, round sizes and learning
+            workbench (the run's components are built once, by the caller, from the
+            returned scenario).
         offline : bool
             False: check the options against the scenario but run nothing
             expensive (``wirelessfl validate`` without ``--offline``).

@@ -103,4 +103,4 @@ class Ideal(Controller):
     def online(self, ctx: RoundContext) -> Allocation:
         b = np.full(len(ctx.client_ids), ctx.bandwidth_hz)
         return Allocation(b, None, planned_latency_s(ctx, b, ctx.full_bits),
-                          {"ideal_bandwidth_multiple": float(len(b))})
+                          metrics={"ideal_bandwidth_multiple": float(len(b))})

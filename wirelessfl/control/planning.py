@@ -420,3 +420,13 @@ class UplinkModel:
 def instantaneous(c_hz: np.ndarray, gain: np.ndarray) -> UplinkModel:
     """The classic model: the round-start gain holds for the whole upload."""
     return UplinkModel(np.asarray(c_hz, dtype=float), WindowLaw.known(np.asarray(gain)))
+
+
+def stationary(cell, links: np.ndarray) -> UplinkModel:
+    """The planner's model of ``links`` with no CSI: the channel's stationary law.
+
+    Ergodic rates (the statistics, not a realisation), as a planner sees the cell
+    before any round: for latency bounds and TSFA's offline comparison.
+    """
+    links = np.asarray(links)
+    return UplinkModel(cell.uplink_c_hz(links), cell.channel.stationary_law(len(links), 0.0))

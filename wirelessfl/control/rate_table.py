@@ -187,7 +187,7 @@ def first_at_least(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
                       iters: int = 14) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`wirelessfl.control.tsfa.choose_ranks` for T need tables at once.
+    """:func:`wirelessfl.control.knapsack.choose_ranks` for T need tables at once.
 
     ``min sum_k cost[k, m_k] s.t. sum_k need[t, k, m_k] <= budget`` for every t:
     Lagrangian relaxation of the budget with the multiplier found by bisection on
@@ -276,7 +276,7 @@ def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
 
 def choose_ranks_exact_many(cost: np.ndarray, need: np.ndarray, budget: float,
                             max_frontier: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`wirelessfl.control.tsfa.choose_ranks_exact` for T need tables at once.
+    """:func:`wirelessfl.control.knapsack.choose_ranks_exact` for T need tables at once.
 
     The same Pareto-frontier dynamic programme (clients added one at a time, pairs
     ``(total need, total cost)`` of partial choices kept only where no other pair has

@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -65,14 +63,15 @@ from wirelessfl.control.base import (
     register_controller,
 )
 from wirelessfl.control.baselines import bits_at
+from wirelessfl.control.knapsack import choose_ranks, choose_ranks_exact
 from wirelessfl.control.rate_table import (
     RateTable,
     choose_ranks_exact_many,
     choose_ranks_many,
 )
+from wirelessfl.control.tsfa_cvxpy import OnlineProblem, eps_lines, linear_payload
 
 ZOOM_POINTS = 8  # new deadlines per zoom step of the scalar search
-LN2 = math.log(2.0)
 
 
 class TSFAParams(BaseModel):
@@ -107,210 +106,6 @@ class TSFAParams(BaseModel):
     weight_rank: float = Field(1.0, ge=0, description="offline surrogate: rank-term weight")
     weight_sparse: float = Field(1.0, ge=0, description="offline surrogate: sparsification")
     weight_cov: float = Field(0.5, ge=0, description="offline surrogate: covariance term")
-
-
-def eps_lines(eps: np.ndarray, ranks: np.ndarray, big_r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lines ``alpha + beta m`` whose maximum is the piecewise-linear eps_k on [1, r_k].
-
-    Returns alpha, beta of shape (n, max(big_r - 1, 1)); segment j joins m = j + 1
-    and m = j + 2. Segments beyond r_k are the zero line (eps >= 0).
-    """
-    n = eps.shape[0]
-    segs = max(big_r - 1, 1)
-    alpha = np.zeros((n, segs))
-    beta = np.zeros((n, segs))
-    for k in range(n):
-        for j in range(min(int(ranks[k]) - 1, segs)):
-            m0 = j + 1
-            slope = eps[k, m0 + 1] - eps[k, m0]
-            beta[k, j] = slope
-            alpha[k, j] = eps[k, m0] - slope * m0
-    return alpha, beta
-
-
-def linear_payload(bits: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``S0, s1`` with ``S0 + s1 m >= bits[k, m]`` on 1..r_k and equality at m = 1."""
-    n = bits.shape[0]
-    s0 = np.empty(n)
-    s1 = np.zeros(n)
-    for k in range(n):
-        r = int(ranks[k])
-        row = bits[k, 1 : r + 1]
-        s1[k] = float(np.max(np.diff(row))) if r > 1 else 0.0
-        s0[k] = row[0] - s1[k]
-    return s0, s1
-
-
-def choose_ranks(cost: np.ndarray, need: np.ndarray, budget: float
-                 ) -> tuple[np.ndarray, float] | None:
-    """``min sum_k cost[k, m_k] s.t. sum_k need[k, m_k] <= budget`` (one choice per row).
-
-    Lagrangian relaxation of the budget: for a multiplier lam each row takes
-    ``argmin_m cost + lam need``; the smallest lam whose choice fits is found by
-    bisection on log lam, then the leftover budget buys the upgrades with the best
-    cost saving per unit of need until none fits. Infinite entries are forbidden.
-
-    Parameters
-    ----------
-    cost, need : ndarray, shape (n, C)
-    budget : float
-
-    Returns
-    -------
-    (m, total cost), or None when even the cheapest-need choice does not fit.
-    """
-    ok = np.isfinite(need) & np.isfinite(cost)
-    if not np.all(ok.any(axis=1)):
-        return None
-    rows = np.arange(cost.shape[0])
-    need_f = np.where(ok, need, np.inf)
-    lightest = np.argmin(need_f, axis=1)
-    if need_f[rows, lightest].sum() > budget * (1 + 1e-12):
-        return None
-    c_scale = max(float(np.max(np.abs(np.where(ok, cost, 0.0)))), 1e-300)
-    n_scale = max(budget, 1e-300)
-    c = np.where(ok, cost / c_scale, np.inf)
-    w = np.where(ok, need / n_scale, np.inf)
-
-    def pick(lam: float) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            score = np.where(ok, c + lam * w, np.inf)
-        return np.argmin(score, axis=1)
-
-    m = pick(0.0)
-    if w[rows, m].sum() > 1.0:
-        # the choice changes only where two options of a row tie, at
-        # lam = (c_i - c_j) / (w_j - w_i) > 0: the smallest such lam whose choice fits
-        # (the fitted load falls with lam), found by bisection over the sorted ties
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ties = (c[:, :, None] - c[:, None, :]) / (w[:, None, :] - w[:, :, None])
-        ties = np.unique(ties[np.isfinite(ties) & (ties > 0)])
-        lams = np.concatenate([ties * (1 + 1e-12), [np.inf]])
-        lo, hi = 0, len(lams) - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if w[rows, pick(lams[mid])].sum() <= 1.0:
-                hi = mid
-            else:
-                lo = mid + 1
-        m = pick(lams[lo]) if np.isfinite(lams[lo]) else lightest
-        if w[rows, m].sum() > 1.0:
-            m = lightest
-    # greedy fill of the leftover budget
-    while True:
-        left = 1.0 - w[rows, m].sum()
-        dc = c - c[rows, m][:, None]
-        dw = w - w[rows, m][:, None]
-        fits = ok & (dc < 0) & (dw <= left + 1e-15)
-        if not fits.any():
-            break
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(fits, np.where(dw > 0, dc / dw, -np.inf), np.inf)
-        k, j = np.unravel_index(np.argmin(ratio), ratio.shape)
-        m[k] = j
-    return m, float(cost[rows, m].sum())
-
-
-def choose_ranks_exact(cost: np.ndarray, need: np.ndarray, budget: float,
-                       max_frontier: int = 20_000) -> tuple[np.ndarray, float] | None:
-    """The same problem as :func:`choose_ranks`, solved exactly (multiple-choice knapsack).
-
-    Clients are added one at a time to the Pareto frontier of (total need, total
-    cost) pairs of partial choices; dominated pairs and pairs over the budget are
-    pruned. Falls back to :func:`choose_ranks` when the frontier would exceed
-    ``max_frontier`` pairs.
-    """
-    n, c = cost.shape
-    ok = np.isfinite(need) & np.isfinite(cost) & (need <= budget * (1 + 1e-12))
-    if not np.all(ok.any(axis=1)):
-        return None
-    f_need, f_cost = np.zeros(1), np.zeros(1)
-    back: list[tuple[np.ndarray, np.ndarray]] = []  # per client: (parent index, choice)
-    for k in range(n):
-        cols = np.flatnonzero(ok[k])
-        cand_need = (f_need[:, None] + need[k, cols][None, :]).ravel()
-        cand_cost = (f_cost[:, None] + cost[k, cols][None, :]).ravel()
-        parent = np.repeat(np.arange(len(f_need)), len(cols))
-        choice = np.tile(cols, len(f_need))
-        keep = cand_need <= budget * (1 + 1e-12)
-        if not keep.any():
-            return None
-        cand_need, cand_cost, parent, choice = (x[keep] for x in
-                                                (cand_need, cand_cost, parent, choice))
-        order = np.lexsort((cand_cost, cand_need))
-        run_min = np.minimum.accumulate(cand_cost[order])
-        strict = np.concatenate([[True], run_min[1:] < run_min[:-1] - 1e-15 * np.abs(
-            run_min[:-1])])
-        sel = order[strict & (cand_cost[order] <= run_min + 0.0)]
-        if len(sel) > max_frontier:
-            return choose_ranks(cost, need, budget)
-        f_need, f_cost = cand_need[sel], cand_cost[sel]
-        back.append((parent[sel], choice[sel]))
-    i = int(np.argmin(f_cost))
-    best = float(f_cost[i])
-    m = np.zeros(n, dtype=int)
-    for k in range(n - 1, -1, -1):
-        par, ch = back[k]
-        m[k] = ch[i]
-        i = int(par[i])
-    return m, best
-
-
-@dataclass
-class OnlineProblem:
-    """The cvxpy reference of the per-tau problem, built once for n clients, R ranks, M nodes.
-
-    Scaled for the solver: bandwidth as a share ``x_k = b_k / B``; the latency
-    constraint ``S0_k + s1_k m_k <= sum_j w_kj b_k log2(1 + c_k g_kj / b_k)`` reads, divided
-    by B, ``v_k + u_k m_k <= -sum_j rel_entr(w_kj x_k, w_kj x_k + y_kj) / ln 2`` with
-    ``y_kj = w_kj c_k g_kj / B`` (``w rel_entr(x, x + z) = rel_entr(w x, w x + w z)``, which
-    keeps the problem DPP: parameters multiply only parameter-free expressions).
-    """
-
-    n: int
-    big_r: int
-    nodes: int
-
-    def __post_init__(self) -> None:
-        import cvxpy as cp
-
-        self.cp = cp
-        n, segs, q = self.n, max(self.big_r - 1, 1), self.nodes
-        self.m = cp.Variable(n)
-        self.x = cp.Variable(n, nonneg=True)
-        self.e = cp.Variable(n)
-        self.p = cp.Parameter(n, nonneg=True)
-        self.alpha = cp.Parameter((n, segs))
-        self.beta = cp.Parameter((n, segs))
-        self.v = cp.Parameter(n, nonneg=True)
-        self.u = cp.Parameter(n, nonneg=True)
-        self.w = cp.Parameter((n, q), nonneg=True)
-        self.y = cp.Parameter((n, q), nonneg=True)
-        self.r = cp.Parameter(n, pos=True)
-        m_cols = cp.reshape(self.m, (n, 1), order="C") @ np.ones((1, segs))
-        wx = cp.multiply(self.w, cp.reshape(self.x, (n, 1), order="C") @ np.ones((1, q)))
-        rate = -cp.sum(cp.rel_entr(wx, wx + self.y), axis=1) / LN2
-        cons = [
-            self.e[:, None] >= self.alpha + cp.multiply(self.beta, m_cols),
-            self.e >= 0,
-            self.v + cp.multiply(self.u, self.m) <= rate,
-            self.m >= 1,
-            self.m <= self.r,
-            cp.sum(self.x) <= 1.0,
-        ]
-        self.problem = cp.Problem(cp.Minimize(self.p @ self.e), cons)
-        assert self.problem.is_dpp()
-
-    def solve(self) -> bool:
-        cp = self.cp
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # OPTIMAL_INACCURATE is accepted below
-                self.problem.solve(solver=cp.CLARABEL)
-        except (cp.error.SolverError, ValueError, ArithmeticError):
-            return False
-        return self.problem.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) and \
-            self.m.value is not None
 
 
 @register_controller("tsfa")
@@ -729,25 +524,30 @@ class TSFA(Controller):
 
     def _result(self, ctx: RoundContext, m: np.ndarray, b: np.ndarray, t0: float,
                 solves: int, fallback: int, least_s: float) -> Allocation:
-        """The allocation and its per-round info; ``least_s`` is the min-max latency with
-        one rank each (0 when not computed)."""
+        """The allocation, its per-round metrics and, when it fell back or the budget is
+        out of reach, a ``controller_fallback`` event; ``least_s`` is the min-max
+        latency with one rank each (0 when not computed)."""
         sent = m > 0
         bits = np.where(sent, bits_at(ctx, np.maximum(m, 1)), 0.0)
         planned = planned_latency_s(ctx, np.where(sent, b, 0.0), bits)
         keep = None if ctx.bits is None else m
-        info = {
+        metrics = {
             "tsfa_solves": float(solves),
             "tsfa_fallback": float(fallback),
             "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks))),
-            "solve_wall_s": time.perf_counter() - t0,
         }
+        timings = {"solve_wall_s": time.perf_counter() - t0}
         if ctx.latency_budget_s is not None and ctx.bits is not None:
             # even one rank each, min-max bandwidth, misses the budget: the least is sent
-            info["tsfa_budget_unreachable"] = float(least_s > ctx.latency_budget_s)
+            metrics["tsfa_budget_unreachable"] = float(least_s > ctx.latency_budget_s)
         if self.params.schedule:
-            info["tsfa_scheduled"] = float(sent.sum())
-            info["tsfa_participation_queue_max"] = max(self.participation.values(), default=0.0)
-        return Allocation(np.where(sent, b, 0.0), keep, planned, info)
+            metrics["tsfa_scheduled"] = float(sent.sum())
+            metrics["tsfa_participation_queue_max"] = max(self.participation.values(),
+                                                          default=0.0)
+        events = []
+        if metrics["tsfa_fallback"] or metrics.get("tsfa_budget_unreachable"):
+            events.append({"event": "controller_fallback", **metrics})
+        return Allocation(np.where(sent, b, 0.0), keep, planned, metrics, events, timings)
 
 
 @register_controller("tsfa_sched")

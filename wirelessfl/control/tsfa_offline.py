@@ -29,10 +29,12 @@ import torch
 
 from wirelessfl import seeding
 from wirelessfl.compression.ranks import importance, site_names
-from wirelessfl.control.planning import UplinkModel
+from wirelessfl.control.planning import stationary
 from wirelessfl.errors import ScenarioError
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.aggregators.fedit import covariance_error
+from wirelessfl.learning.client import TrainJob
+from wirelessfl.sim.expected import expected_round_latency_s
 
 
 @dataclass
@@ -129,68 +131,58 @@ def rank_gap(state: State, r: int) -> float:
     return float((e[:, r:].sum(dim=1) / total).mean())
 
 
-def expected_latency(sim, bits: np.ndarray, downlink_s: float, n_rounds: int = 20) -> float:
+def expected_latency(pilot: Any, bits: np.ndarray, downlink_s: float,
+                     n_rounds: int = 20) -> float:
     """Expected round latency of payloads ``bits`` under the channel statistics, seconds.
 
-    The bandwidth is the min-max allocation planned on the channel's stationary law
-    (ergodic rates: the statistics, not a realisation); the rounds are played by the
-    discrete-event
+    ``pilot`` is the pilot's :class:`wirelessfl.build.Components`. The bandwidth is
+    the min-max allocation planned on the channel's stationary law (ergodic rates:
+    the statistics, not a realisation); the rounds are played by the discrete-event
     timeline on a fresh realisation of the fading model, so an upload averages over
     the coherence blocks it spans, as in the run.
     """
-    from wirelessfl.build import expected_round_latency_s
-
-    links = np.arange(len(bits))
-    a_s = sim.compute_s + downlink_s
-    plan = UplinkModel(sim.cell.uplink_c_hz(links),
-                       sim.cell.channel.stationary_law(len(links), 0.0))
-    _, b = plan.minmax(a_s, bits, sim.sc.radio.uplink_bandwidth_hz)
-    return expected_round_latency_s(sim.cell, sim.compute_s, bits, downlink_s, n_rounds,
-                                    seed=sim.sc.seed + 1, bandwidth_hz=b)
+    compute_s = pilot.sizes.compute_s
+    _, b = stationary(pilot.cell, np.arange(len(bits))).minmax(
+        compute_s + downlink_s, bits, pilot.scenario.radio.uplink_bandwidth_hz)
+    return expected_round_latency_s(pilot.cell, compute_s, bits, downlink_s, n_rounds,
+                                    seed=pilot.scenario.seed + 1, bandwidth_hz=b)
 
 
-def run_pilot(sim, ranks: list[int], lambdas: list[float], n_clients: int,
+def pilot_jobs(seed: int, clients: list[int], start: State) -> list[TrainJob]:
+    """The pilot's local training of ``clients`` from ``start``, on streams of its own
+    (the controller's, not any round's)."""
+    return [TrainJob(k, start, seeding.seed_sequence(seed, "controller", 2, k),
+                     seeding.int_seed(seed, "controller", 3, k),
+                     seeding.int_seed(seed, "controller", 3, k)) for k in clients]
+
+
+def run_pilot(pilot: Any, ranks: list[int], lambdas: list[float], n_clients: int,
               latency_rounds: int = 20) -> list[Candidate]:
-    """Measure every (rank, lambda) candidate; ``sim`` is a Simulation built at max(ranks).
+    """Measure every (rank, lambda) candidate on the pilot's components (built at the
+    largest candidate rank).
 
     ``n_clients`` clients train once per lambda; each (rank, kept ranks) latency is the
     mean of ``latency_rounds`` timeline rounds (:func:`expected_latency`).
     """
-    import torch
-
     from wirelessfl.compression.soft import penalty
-    from wirelessfl.learning.client import LocalJob
 
-    sc = sim.sc
+    sc, bench = pilot.scenario, pilot.bench
     k_pilot = list(range(min(n_clients, sc.clients.count)))
     n = sc.clients.count
-    links = np.arange(n)
-    dl = sim.cell.broadcast_time_s(sim.broadcast_bits(sim.initial_state), links, 0.0)
+    dl = pilot.sizes.initial_broadcast_s(pilot.cell, pilot.aggregator, bench.initial_state)
     q = sc.radio.bits_per_value
     latency = {}
     for r in ranks:
-        latency[r] = np.array([expected_latency(sim, np.full(n, float(
-            sim.compressor.payload_bits(sim.shapes, r, q, max(m, 1)))), dl, latency_rounds)
+        latency[r] = np.array([expected_latency(pilot, np.full(n, float(
+            pilot.compressor.payload_bits(bench.shapes, r, q, max(m, 1)))), dl, latency_rounds)
             for m in range(r + 1)])
 
     cands = []
     for lam in lambdas:
         reg = ((lambda p, w=lam: w * penalty(p)) if lam
                else (lambda p: torch.zeros(())))  # not None: that means the default
-        if sim.clients_per_pass > 1 and len(k_pilot) > 1:
-            jobs = [LocalJob(k, sim.shards.train[k], sim.initial_state,
-                             seeding.rng(sc.seed, "controller", 2, k)) for k in k_pilot]
-            n = sim.clients_per_pass
-            states = [u.state for i in range(0, len(jobs), n)
-                      for u in sim.trainer.train_many(
-                          jobs[i : i + n], seeding.int_seed(sc.seed, "controller", 3, i),
-                          regularizer=reg)]
-        else:
-            states = [sim.trainer.train(k, sim.shards.train[k], sim.initial_state,
-                                        seeding.rng(sc.seed, "controller", 2, k),
-                                        seeding.int_seed(sc.seed, "controller", 3, k),
-                                        regularizer=reg).state
-                      for k in k_pilot]
+        states = [u.state for u in bench.train(pilot_jobs(sc.seed, k_pilot,
+                                                          bench.initial_state), reg)]
         for r in ranks:
             cov = 0.0
             if len(states) > 1:
@@ -229,8 +221,8 @@ def prepare(scenario: Any, params: Any, build: Callable[[Any], Any]
             ) -> tuple[Any, list[dict[str, float]]]:
     """Run the pilot and return (the scenario to run, the candidate table).
 
-    ``build(scenario)`` builds a simulation (the pilot's, at the largest candidate
-    rank); the caller builds the run's own simulation from the returned scenario.
+    ``build(scenario)`` builds components (the pilot's, at the largest candidate
+    rank); the caller builds the run's own components from the returned scenario.
     """
     ranks = sorted(set(params.rank_candidates))
     pilot_sc = scenario.model_copy(deep=True)

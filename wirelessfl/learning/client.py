@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wirelessfl import seeding
 from wirelessfl.learning.adapter import State, get_state, parameters_by_name, set_state
 from wirelessfl.learning.batched import client_tensors, stacked_forward
 from wirelessfl.learning.data import TokenData
@@ -29,27 +30,38 @@ Regularizer = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 
 @dataclass
-class LocalJob:
-    """One client's local round for :meth:`LocalTrainer.train_many`.
+class TrainJob:
+    """One client's local training: from which adapter, at which rank, with which streams.
 
     Attributes
     ----------
-    client_id : int
-    shard : ndarray of int
-        Indices of the client's training examples.
+    client : int
     start : dict of str to Tensor
         The adapter it starts from.
-    rng : numpy Generator
-        Draws its mini-batches (the same stream the sequential path uses).
+    batch_seed : numpy SeedSequence
+        Seeds the stream its mini-batches are drawn from (a job can be trained again
+        with the same batches).
+    torch_seed : int
+        Seeds the dropout masks when the client trains alone.
+    group_seed : int
+        Seeds the dropout masks of a batched group this job is the first of.
     rank : int or None
         Its LoRA rank; ranks ``>= rank`` get no gradient. None: all.
     """
 
-    client_id: int
-    shard: np.ndarray
+    client: int
     start: State
-    rng: np.random.Generator
+    batch_seed: np.random.SeedSequence
+    torch_seed: int
+    group_seed: int
     rank: int | None = None
+
+
+def round_job(seed: int, client: int, round_: int, start: State, rank: int | None) -> TrainJob:
+    """Client ``client``'s local round ``round_``, its streams keyed by (client, round)."""
+    return TrainJob(client, start, seeding.seed_sequence(seed, "client", client, round_),
+                    seeding.int_seed(seed, "client", client, round_, 1),
+                    seeding.int_seed(seed, "client", client, round_, 3), rank)
 
 
 @dataclass
@@ -130,11 +142,10 @@ class LocalTrainer:
             pos += self.batch_size
         return out
 
-    def train(self, client_id: int, shard: np.ndarray, global_state: State,
-              rng: np.random.Generator, torch_seed: int, rank: int | None = None,
+    def train(self, job: TrainJob, shard: np.ndarray,
               grad_mask: Callable[[], None] | None = None,
               regularizer: Regularizer | None = None) -> ClientUpdate:
-        """Train one client from ``global_state``; return its new adapter state.
+        """Train one client on ``shard`` from ``job.start``; return its new adapter state.
 
         ``grad_mask`` is called after every backward pass (it zeroes the gradients of
         the ranks a lower-rank client does not own); ``regularizer`` replaces the
@@ -142,14 +153,14 @@ class LocalTrainer:
         """
         reg = regularizer if regularizer is not None else self.regularizer
         tensors = parameters_by_name(self.model)
-        set_state(self.model, global_state)
+        set_state(self.model, job.start)
         self.model.train()
         opt = torch.optim.AdamW(self.params, lr=self.lr, weight_decay=self.weight_decay)
         losses = []
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(torch_seed)  # dropout masks: a stream per (client, round)
-            for idx in self.batches(shard, rng):
+            torch.manual_seed(job.torch_seed)  # dropout masks: a stream per (client, round)
+            for idx in self.batches(shard, np.random.default_rng(job.batch_seed)):
                 i = torch.as_tensor(idx, device=self.device)
                 logits = self.model(input_ids=self.ids[i], attention_mask=self.mask[i])
                 loss = F.cross_entropy(logits, self.labels[i])
@@ -160,21 +171,22 @@ class LocalTrainer:
                     grad_mask()
                 opt.step()
                 losses.append(float(loss.detach()))
-        return ClientUpdate(client_id, len(shard), get_state(self.model, list(global_state)),
-                            float(np.mean(losses)), rank)
+        return ClientUpdate(job.client, len(shard), get_state(self.model, list(job.start)),
+                            float(np.mean(losses)), job.rank)
 
-    def train_many(self, jobs: list[LocalJob], torch_seed: int,
+    def train_many(self, jobs: list[TrainJob], shards: list[np.ndarray],
                    regularizer: Regularizer | None = None) -> list[ClientUpdate]:
-        """Train ``jobs`` together; the same updates as :meth:`train` one by one.
+        """Train ``jobs`` (on ``shards``) together; the same updates as :meth:`train` one
+        by one.
 
         Each step concatenates the clients' mini-batches (drawn from their own
-        ``rng`` exactly as :meth:`train` draws them); a client with fewer rows (a
+        stream exactly as :meth:`train` draws them); a client with fewer rows (a
         shard smaller than the batch) is padded with copies of its first example at
         loss weight zero. The loss is ``sum_k (mean CE_k + penalty_k)``, so every
         client's stacked tensors get that client's own gradient; one AdamW over the
-        stacked tensors is each client's own AdamW. Dropout masks come from
-        ``torch_seed`` (one stream for the group), so with dropout > 0 the masks,
-        though reproducible, are not the sequential path's.
+        stacked tensors is each client's own AdamW. Dropout masks come from the first
+        job's ``group_seed`` (one stream for the group), so with dropout > 0 the
+        masks, though reproducible, are not the sequential path's.
         """
         k = len(jobs)
         reg = regularizer if regularizer is not None else self.regularizer
@@ -186,12 +198,13 @@ class LocalTrainer:
                                 weight_decay=self.weight_decay)
         masks = self._rank_masks(stacked, [j.rank for j in jobs])
         tensors = client_tensors(self.model, stacked, k)
-        plans = [self.batches(j.shard, j.rng) for j in jobs]
+        plans = [self.batches(shard, np.random.default_rng(j.batch_seed))
+                 for j, shard in zip(jobs, shards, strict=True)]
         losses = []
         self.model.train()
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), stacked_forward(self.model, tensors, k):
-            torch.manual_seed(torch_seed)
+            torch.manual_seed(jobs[0].group_seed)
             for step in range(self.local_steps):
                 rows = [p[step] for p in plans]
                 width = max(len(r) for r in rows)
@@ -212,10 +225,10 @@ class LocalTrainer:
                 opt.step()
                 losses.append(loss.detach().cpu())
         mean_loss = torch.stack(losses).double().mean(0).tolist()
-        return [ClientUpdate(j.client_id, len(j.shard),
+        return [ClientUpdate(j.client, len(shard),
                              {n: t[i].detach().to("cpu", torch.float32, copy=True)
                               for n, t in stacked.items()}, float(mean_loss[i]), j.rank)
-                for i, j in enumerate(jobs)]
+                for i, (j, shard) in enumerate(zip(jobs, shards, strict=True))]
 
     def _rank_masks(self, stacked: State, ranks: list[int | None]) -> dict[str, torch.Tensor]:
         """0/1 gradient masks (broadcastable to the stacked LoRA tensors) that keep

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wirelessfl.errors import MissingPackageError
 from wirelessfl.registry import NoParams, Registry
+from wirelessfl.scenario import Synthetic as SyntheticSection
 
 TOKENIZATION_VERSION = 1  # bump when tokenize() changes what it produces
 
@@ -171,19 +172,11 @@ class DataSource(ABC):
 DATASETS: Registry[DataSource] = Registry("data set", DataSource)
 
 
-class SyntheticParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    num_samples: int = Field(2000, ge=10)
-    num_classes: int = Field(4, ge=2)
-    vocab_size: int = Field(500, ge=16)
-    signal_tokens: int = Field(4, ge=1)
-
-
 @DATASETS.register("synthetic")
 class Synthetic(DataSource):
     """Class-keyword token sequences generated from the seed (tests, smoke; data.synthetic)."""
 
-    Params = SyntheticParams
+    Params = SyntheticSection  # the scenario's data.synthetic section, one definition
 
     @classmethod
     def options(cls, data_section: Any) -> dict[str, Any]:
@@ -398,15 +391,3 @@ def cached_tokenize(text: TextData, tokenizer, length: int, key: str) -> TokenDa
             pass
     return data
 
-
-def stratified_split(labels: np.ndarray, test_fraction: float,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test indices with the test share of every class equal to ``test_fraction``."""
-    train, test = [], []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        rng.shuffle(idx)
-        n_test = int(round(test_fraction * len(idx)))
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))

@@ -1,10 +1,77 @@
-"""Splitting the training set among clients: IID and Dirichlet over labels."""
+"""Splitting a data set: the held-out test set, the clients' training shards (IID or
+Dirichlet over labels) and per-client test sets."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
+from wirelessfl import seeding
 from wirelessfl.errors import ScenarioError
+
+
+@dataclass
+class ClientShards:
+    """Training shards per client, the held-out test indices, and per-client test sets.
+
+    ``client_test[k]`` is drawn from the test set with client k's training label
+    distribution (for personalised methods' accuracy).
+    """
+
+    train: list[np.ndarray]
+    test: np.ndarray
+    client_test: list[np.ndarray]
+
+
+def client_test_sets(test: np.ndarray, labels: np.ndarray, shards: list[np.ndarray],
+                     size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per-client test sets that follow each client's training label distribution.
+
+    For client k, ``size`` test examples (at most the test set's size): labels drawn
+    with k's training label frequencies, then an example of that label drawn
+    uniformly from the test set (with replacement across clients, not within one).
+    """
+    classes = np.unique(labels)
+    pools = {c: test[labels[test] == c] for c in classes}
+    out = []
+    for shard in shards:
+        freq = np.array([np.sum(labels[shard] == c) for c in classes], dtype=float)
+        counts = rng.multinomial(min(size, len(test)), freq / freq.sum())
+        picks = [rng.choice(pools[c], size=min(n, len(pools[c])), replace=False)
+                 for c, n in zip(classes, counts, strict=True) if n > 0]
+        out.append(np.sort(np.concatenate(picks)) if picks else test[:1])
+    return out
+
+
+def split_shards(sc: Any, labels: np.ndarray) -> ClientShards:
+    """The scenario's split of a data set with ``labels`` (shape (N,)): stratified test
+    set, client shards (``data.partition``), per-client test sets."""
+    train, test = stratified_split(labels, sc.data.test_fraction, seeding.rng(sc.seed, "data", 1))
+    part = sc.data.partition
+    prng = seeding.rng(sc.seed, "partition")
+    if part.scheme == "iid":
+        shards = iid_partition(train, sc.clients.count, prng)
+    else:
+        shards = dirichlet_partition(train, labels, sc.clients.count, part.alpha, prng,
+                                     part.min_samples)
+    personal = client_test_sets(test, labels, shards, sc.eval.personal_examples,
+                                seeding.rng(sc.seed, "data", 2))
+    return ClientShards(shards, test, personal)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices with the test share of every class equal to ``test_fraction``."""
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_test = int(round(test_fraction * len(idx)))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
 def iid_partition(indices: np.ndarray, n_clients: int,

@@ -27,8 +27,9 @@ from wirelessfl.network.link import shannon_rate_bps
 
 
 @dataclass
-class RoundPlan:
-    """What the round will play, for ``n`` selected clients.
+class RoundSchedule:
+    """What the round will play, for ``n`` selected clients: who sends how many bits,
+    on what bandwidth, from when.
 
     Attributes
     ----------
@@ -69,7 +70,7 @@ class RoundPlan:
 
 @dataclass
 class RoundOutcome:
-    """What happened in a round, for the same ``n`` clients as the plan.
+    """What happened in a round, for the same ``n`` clients as the schedule.
 
     Attributes
     ----------
@@ -166,56 +167,56 @@ def upload_end(t0: float, bits: float, b: float, c: float, link: int, gains: _Bl
         delivered, j, chunk = float(cum[-1]), j + chunk, min(2 * chunk, 1 << 16)
 
 
-def play_round(plan: RoundPlan, channel: Channel) -> RoundOutcome:
-    """Play one round on ``channel`` and return per-client finish times."""
-    n = len(plan.links)
-    if not plan.downlink_s <= plan.max_upload_s:  # inf and NaN included
+def simulate_round(schedule: RoundSchedule, channel: Channel) -> RoundOutcome:
+    """Simulate one round on ``channel`` and return per-client finish times."""
+    n = len(schedule.links)
+    if not schedule.downlink_s <= schedule.max_upload_s:  # inf and NaN included
         # the broadcast cannot finish: the same outage rule as an upload; nobody trains
-        give_up = plan.max_upload_s
-        if plan.deadline_s is not None:
-            give_up = min(give_up, plan.deadline_s)
-        end = plan.start_s + give_up
+        give_up = schedule.max_upload_s
+        if schedule.deadline_s is not None:
+            give_up = min(give_up, schedule.deadline_s)
+        end = schedule.start_s + give_up
         return RoundOutcome(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool),
                             ["downlink_outage"] * n, float(end),
-                            [{"client": int(k), "phase": "outage", "start_s": plan.start_s,
-                              "end_s": float(end)} for k in plan.links])
-    env = simpy.Environment(initial_time=plan.start_s)
-    gains = _BlockGains(channel, plan.start_s)
+                            [{"client": int(k), "phase": "outage", "start_s": schedule.start_s,
+                              "end_s": float(end)} for k in schedule.links])
+    env = simpy.Environment(initial_time=schedule.start_s)
+    gains = _BlockGains(channel, schedule.start_s)
     upload_start = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     reason = ["deadline"] * n
     events: list[dict] = []
-    t_dl_end = plan.start_s + plan.downlink_s
+    t_dl_end = schedule.start_s + schedule.downlink_s
 
     def client(i: int):
-        yield env.timeout(plan.downlink_s)
-        events.append({"client": int(plan.links[i]), "phase": "downlink",
-                       "start_s": plan.start_s, "end_s": t_dl_end})
-        yield env.timeout(float(plan.compute_s[i]))
+        yield env.timeout(schedule.downlink_s)
+        events.append({"client": int(schedule.links[i]), "phase": "downlink",
+                       "start_s": schedule.start_s, "end_s": t_dl_end})
+        yield env.timeout(float(schedule.compute_s[i]))
         t0 = env.now
-        events.append({"client": int(plan.links[i]), "phase": "compute",
+        events.append({"client": int(schedule.links[i]), "phase": "compute",
                        "start_s": t_dl_end, "end_s": t0})
-        if plan.scheduled is not None and not plan.scheduled[i]:
+        if schedule.scheduled is not None and not schedule.scheduled[i]:
             reason[i] = "unscheduled"
             return
         upload_start[i] = t0
-        end, finished = upload_end(t0, float(plan.upload_bits[i]), float(plan.bandwidth_hz[i]),
-                                   float(plan.c_hz[i]), int(plan.links[i]), gains,
-                                   plan.max_upload_s)
+        end, finished = upload_end(t0, float(schedule.upload_bits[i]),
+                                   float(schedule.bandwidth_hz[i]), float(schedule.c_hz[i]),
+                                   int(schedule.links[i]), gains, schedule.max_upload_s)
         yield env.timeout(end - t0)
         if not finished:
             reason[i] = "outage"
-            events.append({"client": int(plan.links[i]), "phase": "outage",
+            events.append({"client": int(schedule.links[i]), "phase": "outage",
                            "start_s": t0, "end_s": env.now})
             return
         finish[i] = env.now
         reason[i] = ""
-        events.append({"client": int(plan.links[i]), "phase": "uplink",
+        events.append({"client": int(schedule.links[i]), "phase": "uplink",
                        "start_s": t0, "end_s": env.now})
 
     for i in range(n):
         env.process(client(i))
-    until = None if plan.deadline_s is None else plan.start_s + plan.deadline_s
+    until = None if schedule.deadline_s is None else schedule.start_s + schedule.deadline_s
     env.run(until=until)
 
     received = np.array([r == "" for r in reason], dtype=bool)
