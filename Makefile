@@ -16,10 +16,12 @@ demo: $(STAMP)  ## run the quickstart scenario and write its plots
 	$(VENV)/bin/wirelessfl run scenarios/quickstart.yaml --overwrite
 	@echo "plots: results/quickstart/plots/accuracy_vs_latency.png"
 
-test: $(STAMP)  ## the CI suite (fast tests)
+test: $(STAMP)  ## the CI suite: the import layers, then the fast tests
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)  ## every test, the slow end-to-end ones included
+test-all: $(STAMP)  ## the import layers and every test, the slow end-to-end ones included
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -m ""
 
 bench: $(STAMP)  ## benchmarks -> results/bench/

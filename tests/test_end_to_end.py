@@ -123,3 +123,24 @@ def test_validate_prints_payload_and_expected_latency(tmp_path, capsys):
     # 2 layers x 2 modules x r=2 x (64 + 64) + head 64 * 3 + 3 = 1219 values x 32 bits
     assert "uplink_bits_per_client_full_rank  39008" in out
     assert "expected_round_latency_s" in out
+
+
+def test_overwrite_removes_the_tables_a_method_added(tiny_raw, tmp_path):
+    """A TSFA run's offline table is listed in the folder's manifest, so a later run
+    with another controller and --overwrite leaves no stale table behind."""
+    import wirelessfl
+
+    out = tmp_path / "run"
+    tsfa = {"aggregator": "fedit", "compressor": "soft", "controller": "tsfa",
+            "controller_options": {"rank_candidates": [1, 2], "pilot_latency_rounds": 2}}
+    tiny_raw["controller"] = {"latency_budget_s": 0.05}
+    first = wirelessfl.run(tiny_raw, output=out, rounds=1, method=tsfa)
+    assert "tsfa_offline" in first.tables and (out / "tsfa_offline.csv").is_file()
+    with pytest.raises(wirelessfl.errors.OutputError, match="already holds a run"):
+        wirelessfl.run(tiny_raw, output=out, rounds=1)
+    again = wirelessfl.run(tiny_raw, output=out, rounds=1, overwrite=True)
+    assert not (out / "tsfa_offline.csv").exists() and again.tables == {}
+    user_file = out / "notes.csv"  # not ours: never deleted
+    user_file.write_text("a,b\n")
+    wirelessfl.run(tiny_raw, output=out, rounds=1, overwrite=True)
+    assert user_file.read_text() == "a,b\n"

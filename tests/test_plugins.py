@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from wirelessfl.compression.identity import Identity
 from wirelessfl.registry import ENTRY_POINT_GROUPS, Registry, UnknownNameError
 
 PLUGIN = '''
@@ -248,6 +249,25 @@ def test_a_wrong_kind_of_class_is_one_line_naming_the_key(tiny_raw, tmp_path, ca
     assert main(["validate", str(p)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: channel.fading.model:") and "\n" not in err
+
+
+class SparsifiesWithoutProfile(Identity):
+    """Claims to sparsify but cannot say what a kept rank is worth."""
+
+    sparsifies = True
+
+
+def test_a_sparsifying_compressor_without_an_error_profile_is_refused(tiny_raw, tmp_path,
+                                                                      capsys):
+    from wirelessfl.cli import main
+
+    tiny_raw["method"] = {"compressor": f"{__name__}:SparsifiesWithoutProfile"}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(tiny_raw))
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: method.compressor:") and "error_profile" in err
+    assert "\n" not in err
 
 
 def test_selectors_follow_their_rules():

@@ -20,7 +20,7 @@ import yaml
 from scipy import stats
 
 from wirelessfl.errors import WirelessFLError
-from wirelessfl.results import read_csv
+from wirelessfl.results import finished_summary, read_csv
 
 IGNORED_KEYS = {"seed", "name", "output.dir", "output.plots", "output.save_adapter"}
 
@@ -61,11 +61,8 @@ def load_run(path: Path) -> Run:
     if not (path / "metrics.csv").is_file() or not (path / "config.yaml").is_file():
         raise WirelessFLError("runs", f"{str(path)!r} is not a results folder "
                                       "(no metrics.csv/config.yaml)")
-    summary = {}
-    if (path / "summary.json").is_file():
-        summary = json.loads((path / "summary.json").read_text())
     return Run(path, yaml.safe_load((path / "config.yaml").read_text()),
-               read_csv(path / "metrics.csv"), summary)
+               read_csv(path / "metrics.csv"), finished_summary(path) or {})
 
 
 def find_runs(paths: list[Path], include_unfinished: bool = False) -> list[Run]:

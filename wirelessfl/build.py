@@ -148,7 +148,7 @@ def build_cell(sc: Scenario) -> Cell:
 
 def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
     """The aggregator, compressor and controller named in ``method``."""
-    from wirelessfl.compression import COMPRESSORS
+    from wirelessfl.compression import COMPRESSORS, Compressor
     from wirelessfl.control import CONTROLLERS
     from wirelessfl.learning.aggregators import AGGREGATORS
 
@@ -159,11 +159,16 @@ def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
         raise ScenarioError("controller.latency_budget_s",
                             f"controller {m.controller!r} needs a long-term latency budget in "
                             "seconds")
+    compressor = resolve(COMPRESSORS, "method.compressor", m.compressor,
+                         m.compressor_options, "method.compressor_options")
+    if compressor.sparsifies and type(compressor).error_profile is Compressor.error_profile:
+        raise PluginError("method.compressor", f"{m.compressor!r} sparsifies but reports no "
+                          "error_profile: a sparsifying compressor must say what each number "
+                          "of kept ranks costs (Compressor.error_profile)")
     return (
         resolve(AGGREGATORS, "method.aggregator", m.aggregator, m.aggregator_options,
                 "method.aggregator_options"),
-        resolve(COMPRESSORS, "method.compressor", m.compressor, m.compressor_options,
-                "method.compressor_options"),
+        compressor,
         controller,
     )
 

@@ -9,7 +9,7 @@ Layout (docs/architecture.md)::
     summary.json    final numbers, seed, package versions, host wall time
     adapter/        the final global adapter (peft ``save_pretrained``)
     plots/          figures
-    <name>.csv      tables a method adds (e.g. TSFA's ``tsfa_offline.csv``), listed in
+    <name>.csv      tables a method adds before round 0 (its Preparation's), listed in
                     the hidden manifest ``.tables``
 
 Rows are appended as rounds finish, so a crash loses no finished round. A folder

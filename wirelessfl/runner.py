@@ -159,11 +159,11 @@ class RoundLoop:
         # everyone); the controller plans with the time the server gives up at
         dl_plan = dl_s if dl_s <= s.max_upload_s else s.max_upload_s
         updates = self.train(t, state, sel)
-        compute_s = self.sizes.compute_s[sel]
+        compute_s, fading = self.sizes.compute_s[sel], fading_all[sel]
         faulty = np.array([not u.finite for u in updates], dtype=bool)
         c_large = cell.uplink_c_hz(sel)
-        uplink = UplinkModel(c_large, cell.uplink_law(sel, t_now, fading_all[sel]))
-        ctx = RoundContext(t, sel, cell.uplink_c_hz(sel, fading_all[sel]), dl_plan, compute_s,
+        uplink = UplinkModel(c_large, cell.uplink_law(sel, t_now, fading))
+        ctx = RoundContext(t, sel, cell.uplink_c_hz(sel, fading), dl_plan, compute_s,
                            self.sizes.full_bits[sel], self.sizes.ranks[sel], s.bandwidth_hz,
                            s.latency_budget_s, queue_s,
                            weights=np.array([u.num_samples for u in updates], dtype=float),

@@ -1,1 +1,3 @@
-"""Models (+ peft LoRA), data sets and partitions, local training, evaluation, adapter I/O."""
+"""The learning side: models (+ peft LoRA), data sets and partitions, the workbench that
+trains and evaluates clients on one shared model, training pools, aggregators, adapter
+I/O. Knows nothing of the radio."""
