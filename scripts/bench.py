@@ -61,7 +61,7 @@ def bare_loop(sc) -> float:
     """Same training, FedAvg and evaluation as the scenario, in plain PyTorch + peft."""
     t0 = time.perf_counter()
     data = load_data(sc)
-    shards = split_shards(sc, data.labels.numpy())
+    shards = split_shards(sc, data)
     model = wrap_lora(build_base(sc.model.name, data.num_labels, data.vocab_size,
                                  sc.model.max_length, sc.model.pooling, 0),
                       sc.model.lora.rank, sc.model.lora.alpha, 0.0, sc.model.lora.target_modules,

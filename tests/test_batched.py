@@ -23,8 +23,10 @@ RANKS = [2, 4, 4, 1, 3, 4]
 
 
 def build(aggregator="fedit", compressor="soft", ranks=RANKS, cap=None, samples=300,
-          lora_dropout=0.0, **compressor_options) -> Components:
+          lora_dropout=0.0, model=None, **compressor_options) -> Components:
     raw = copy.deepcopy(TINY)
+    if model is not None:
+        raw["model"] = copy.deepcopy(model)
     raw["clients"].update(count=len(ranks), local_steps=4, batch_size=8, learning_rate=0.02)
     raw["model"]["lora"] = {"rank": max(ranks), "alpha": 8, "dropout": lora_dropout,
                             "client_ranks": list(ranks)}

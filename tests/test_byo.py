@@ -64,7 +64,7 @@ def scenario(tiny_raw, tmp_path, model: dict, data: dict) -> dict:
 def test_a_local_hf_model_and_a_csv_file_run(tiny_raw, tmp_path, hf_folder, csv_file,
                                             monkeypatch):
     import wirelessfl
-    from wirelessfl.learning import data as data_mod
+    from wirelessfl.learning import tokens as tokens_mod
 
     monkeypatch.setenv("WIRELESSFL_CACHE", str(tmp_path / "cache"))
     raw = scenario(tiny_raw, tmp_path, {"name": "hf", "options": {"path": str(hf_folder)}},
@@ -82,7 +82,7 @@ def test_a_local_hf_model_and_a_csv_file_run(tiny_raw, tmp_path, hf_folder, csv_
     def no_tokenize(*a, **k):
         raise AssertionError("tokenised again")
 
-    monkeypatch.setattr(data_mod, "tokenize", no_tokenize)
+    monkeypatch.setattr(tokens_mod, "tokenize_any", no_tokenize)
     again = wirelessfl.run(raw, output=None)
     cols = ["round", "sim_time_s", "accuracy", "train_loss"]
     assert again.metrics[cols].equals(r.metrics[cols])

@@ -85,7 +85,7 @@ def test_saved_adapter_loads_with_peft_and_reproduces_the_final_accuracy(tiny_ru
 
     sc = parse_scenario(raw)
     data = load_data(sc)
-    test = torch.as_tensor(split_shards(sc, data.labels.numpy()).test)
+    test = torch.as_tensor(split_shards(sc, data).test)
     with torch.no_grad():
         pred = model(input_ids=data.input_ids[test],
                      attention_mask=data.attention_mask[test]).argmax(-1)

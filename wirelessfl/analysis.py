@@ -43,6 +43,19 @@ class Run:
     def seed(self) -> int:
         return int(self.config.get("seed", 0))
 
+    @property
+    def quality(self) -> str:
+        """The metric the run's task is judged by (``accuracy``, ``perplexity``)."""
+        q = self.summary.get("quality_metric")
+        if q:
+            return str(q)
+        return "accuracy" if not self.metrics or "accuracy" in self.metrics[0] else "perplexity"
+
+
+#: quality metric -> whether higher is better
+HIGHER_IS_BETTER = {"accuracy": True, "perplexity": False, "rougeL": True,
+                    "exact_match": True}
+
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dict -> ``{"a.b.c": value}`` (lists and scalars are leaves)."""
@@ -162,9 +175,11 @@ def stack(group: Group, key: str) -> np.ndarray:
 
 
 def time_to_target(run: Run, target: float) -> float:
-    """Simulated time at the first evaluated round with accuracy >= target (NaN if never)."""
-    acc, t = run.column("accuracy"), run.column("sim_time_s")
-    hit = np.flatnonzero(acc >= target)
+    """Simulated time at the first evaluated round whose quality reaches ``target``:
+    accuracy at or above it, perplexity at or below it (NaN if never)."""
+    q, t = run.column(run.quality), run.column("sim_time_s")
+    hit = np.flatnonzero(q >= target if HIGHER_IS_BETTER.get(run.quality, True)
+                         else q <= target)
     return float(t[hit[0]]) if hit.size else math.nan
 
 
@@ -180,13 +195,15 @@ def summarize(groups: list[Group], target: float | None = None) -> list[dict[str
     for g in groups:
         per_run = []
         for r in g.runs:
-            acc = r.column("accuracy")
+            q = r.quality
+            acc = r.column(q)
+            best = np.nanmax if HIGHER_IS_BETTER.get(q, True) else np.nanmin
             lat = r.column("round_latency_s")
             budget = r.config.get("controller", {}).get("latency_budget_s")
             vals = {
-                "final_accuracy": float(acc[~np.isnan(acc)][-1]) if np.any(~np.isnan(acc))
+                f"final_{q}": float(acc[~np.isnan(acc)][-1]) if np.any(~np.isnan(acc))
                 else math.nan,
-                "best_accuracy": float(np.nanmax(acc)) if np.any(~np.isnan(acc)) else math.nan,
+                f"best_{q}": float(best(acc)) if np.any(~np.isnan(acc)) else math.nan,
                 "uplink_Mbit": float(np.nansum(r.column("uplink_bits"))) / 1e6,
                 "downlink_Mbit": float(np.nansum(r.column("downlink_bits"))) / 1e6,
                 "sim_time_s": float(r.column("sim_time_s")[-1]),
@@ -211,14 +228,14 @@ def summarize(groups: list[Group], target: float | None = None) -> list[dict[str
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table with ``mean ± std`` cells."""
-    keys = [k for k in rows[0] if not k.endswith("_std")]
+    """Markdown table with ``mean ± std`` cells (the union of the rows' columns)."""
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if not k.endswith("_std")]
     head = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
     lines = []
     for r in rows:
         cells = []
         for k in keys:
-            v = r[k]
+            v = r.get(k, math.nan)
             if isinstance(v, float):
                 std = r.get(f"{k}_std", 0.0)
                 cells.append("n/a" if math.isnan(v) else

@@ -201,6 +201,7 @@ def check_learning(sc: Scenario) -> None:
 
 def check(sc: Scenario) -> None:
     """Every build-time check, without training anything."""
+    resolve_model(sc)
     device_profiles(sc)
     client_ranks(sc)
     build_cell(sc)
@@ -210,33 +211,83 @@ def check(sc: Scenario) -> None:
 
 
 
+def resolve_model(sc: Scenario) -> Scenario:
+    """``sc`` with ``model.task`` and ``model.lora.target_modules`` made explicit: the
+    model's own task and the architecture's usual LoRA targets, unless given.
+
+    Raises
+    ------
+    ScenarioError
+        A causal-LM task for a model that is not one (naming ``model.task``), or no
+        known targets (naming ``model.lora.target_modules``).
+    """
+    from wirelessfl.learning.models import MODELS, resolve_targets
+
+    source = resolve(MODELS, "model.name", sc.model.name, sc.model.options, "model.options")
+    task = source.task() if sc.model.task == "auto" else sc.model.task
+    if task == "causal_lm" and source.task() != "causal_lm":
+        raise ScenarioError("model.task", f"{sc.model.name!r} is not a causal language model "
+                            "(an encoder); use classification, or a causal model such as "
+                            "tiny-llama, smollm2-135m or an hf causal-LM folder")
+    try:
+        targets = resolve_targets(source, sc.model.lora.target_modules)
+    except ValueError as err:
+        raise ScenarioError("model.lora.target_modules", str(err)) from None
+    if task == sc.model.task and targets == sc.model.lora.target_modules:
+        return sc
+    out = sc.model_copy(deep=True)
+    out.model.task = task
+    out.model.lora.target_modules = targets
+    return out
+
+
 def load_data(sc: Scenario) -> Any:
     """The scenario's data set, tokenised to ``model.max_length`` (cached on disk).
+
+    The model is resolved first (:func:`resolve_model`): the data source is told the
+    task, and a causal LM's tokenizer pads with its EOS token when it has no pad token.
 
     Raises
     ------
     PluginError
         A data set that cannot be read (naming ``data.options``) or a model without
         a tokenizer (naming ``model.options``).
+    ScenarioError
+        Data of the wrong form for the task (naming ``data.options.format``).
     """
-    from wirelessfl.learning.data import DATASETS, TextData, cached_tokenize
-    from wirelessfl.learning.models import MODELS
+    from wirelessfl.learning.data import DATASETS, TokenData
+    from wirelessfl.learning.models import MODELS, causal_tokenizer
+    from wirelessfl.learning.tokens import cached_tokenize
 
+    sc = resolve_model(sc)
+    causal = sc.model.task == "causal_lm"
     cls = DATASETS.get(sc.data.name)
     source = resolve(DATASETS, "data.name", sc.data.name, cls.options(sc.data), "data.options")
+    source.task = sc.model.task
     try:
         out = source.load(seeding.rng(sc.seed, "data"), sc.model.max_length)
     except ValueError as err:
         raise PluginError("data.options", str(err)) from None
-    if isinstance(out, TextData):
+    if not isinstance(out, TokenData):
         model = resolve(MODELS, "model.name", sc.model.name, sc.model.options, "model.options")
         try:
             tokenizer = model.tokenizer()
+            if causal:
+                tokenizer = causal_tokenizer(tokenizer)
         except ValueError as err:
             raise PluginError("model.options", str(err)) from None
         out = cached_tokenize(out, tokenizer, sc.model.max_length,
                               f"{source.fingerprint()}|{model.identity()}")
-    counts = np.bincount(out.labels.numpy())
+    if out.causal and not causal:
+        raise ScenarioError("data.options.format", f"{sc.data.name!r} gives generation data "
+                            "(instructions or text), which trains a causal language model; "
+                            "use format: classification, or a causal model (model.task: "
+                            "causal_lm)")
+    if causal and not out.causal:
+        raise ScenarioError("data.options.format", f"a causal language model needs "
+                            f"instruction or text data; {sc.data.name!r} gives class labels "
+                            "(set data.options.format: instruction or text)")
+    counts = np.bincount(out.strata)
     if sum(int(round(sc.data.test_fraction * n)) for n in counts) < 1:
         raise ScenarioError("data.test_fraction", f"{sc.data.test_fraction} of {len(out)} "
                             "examples leaves the test set empty; raise it")
@@ -250,7 +301,7 @@ def build_workbench(sc: Scenario, aggregator: Any, compressor: Any) -> Any:
     from wirelessfl.learning.workbench import Workbench
 
     data = load_data(sc)
-    shards = split_shards(sc, data.labels.numpy())
+    shards = split_shards(sc, data)
     return Workbench(sc, data, shards, client_ranks(sc), frozen=aggregator.frozen,
                      regularizer=compressor.regularizer(),
                      merging=aggregator.merges_into_base)
@@ -300,7 +351,8 @@ class Components:
     def info(self) -> dict[str, Any]:
         """What ``summary.json`` says of the run besides its numbers."""
         sc, bench = self.scenario, self.bench
-        return {"name": sc.name, "seed": sc.seed,
+        return {"name": sc.name, "seed": sc.seed, "task": bench.task.name,
+                "quality_metric": bench.task.quality,
                 "latency_budget_s": sc.controller.latency_budget_s,
                 "method": sc.method.model_dump(), "base_model": bench.base_recipe,
                 "lora_rank": int(bench.alloc_rank), "label_names": bench.data.label_names,
@@ -310,6 +362,7 @@ class Components:
 
 def build_components(sc: Scenario, preparation: Preparation | None = None) -> Components:
     """Every component of ``sc`` (the scenario as the offline stage left it)."""
+    sc = resolve_model(sc)
     check_learning(sc)
     profiles = device_profiles(sc)
     client_ranks(sc)
@@ -320,6 +373,8 @@ def build_components(sc: Scenario, preparation: Preparation | None = None) -> Co
     aggregator.setup(bench.sites, bench.initial_state)
     sizes = RoundSizes.measure(compressor, bench.shapes, bench.ranks, sc.radio.bits_per_value,
                                profiles, bench.step_flops, sc.clients.local_steps)
+    if preparation is not None:
+        preparation.scenario = sc
     return Components(sc, preparation if preparation is not None else Preparation(sc),
                       profiles, cell, aggregator, compressor, controller, selector, bench,
                       sizes, n_selected(selector, sc.clients.count, sc.clients.fraction))

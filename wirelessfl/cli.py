@@ -99,7 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     path, summary = run_scenario(sc, overwrite=args.overwrite, progress=_progress(args),
                                  out_dir=out, resume=args.resume)
-    print(f"{sc.name}: final accuracy {summary['final_accuracy']:.4f} after "
+    q = summary.get("quality_metric", "accuracy")
+    print(f"{sc.name}: final {q} {summary.get(f'final_{q}', float('nan')):.4f} after "
           f"{summary['sim_time_s']:.2f} simulated s ({summary['wall_time_s']:.1f} s wall); "
           f"results in {path}")
     return 0

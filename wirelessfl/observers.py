@@ -45,12 +45,15 @@ class RunStart:
         Records for ``events.jsonl`` before round 0 (warnings, ``round = -1``).
     resumed_at : int or None
         The first round played, when the run resumes from a checkpoint.
+    quality : str
+        The metric the task is judged by (``accuracy``; ``perplexity`` for a causal LM).
     """
 
     scenario: Any
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     resumed_at: int | None = None
+    quality: str = "accuracy"
 
 
 @dataclass
@@ -170,25 +173,28 @@ class MemoryObserver(Observer):
 
 
 class ProgressObserver(Observer):
-    """A tqdm progress bar over the rounds (simulated time and accuracy as postfix)."""
+    """A tqdm progress bar over the rounds (simulated time and quality as postfix)."""
 
     def __init__(self, position: int | None = None, leave: bool = True) -> None:
         self.position = position
         self.leave = leave
         self.bar: Any = None
+        self.quality = "accuracy"
 
     def on_start(self, start: RunStart) -> None:
         from tqdm.auto import tqdm
 
+        self.quality = start.quality
         sc = start.scenario
         self.bar = tqdm(total=sc.rounds, initial=start.resumed_at or 0, desc=sc.name,
                         unit="round", dynamic_ncols=True,
                         position=self.position, leave=self.leave)
 
     def on_round(self, record: RoundRecord) -> None:
-        acc = record.metrics.get("accuracy", math.nan)
-        self.bar.set_postfix(sim_s=f"{record.metrics['sim_time_s']:.1f}", acc=f"{acc:.3f}",
-                             refresh=False)
+        value = record.metrics.get(self.quality, math.nan)
+        short = {"accuracy": "acc", "perplexity": "ppl"}.get(self.quality, self.quality)
+        self.bar.set_postfix(sim_s=f"{record.metrics['sim_time_s']:.1f}",
+                             **{short: f"{value:.3f}"}, refresh=False)
         self.bar.update(1)
 
     def on_end(self, end: RunEnd) -> None:
@@ -208,8 +214,10 @@ class LoggingObserver(Observer):
         self.fallbacks = 0
         self.aggregated = 0
         self.rounds = 0
+        self.quality = "accuracy"
 
     def on_start(self, start: RunStart) -> None:
+        self.quality = start.quality
         sc = start.scenario
         self.log.info("run %s: %d clients, %d rounds, %s / %s / %s", sc.name, sc.clients.count,
                       sc.rounds, sc.method.aggregator, sc.method.compressor,
@@ -222,9 +230,9 @@ class LoggingObserver(Observer):
         m = record.metrics
         self.rounds += 1
         self.aggregated += int(m.get("received", 0) > 0)
-        self.log.info("round %d: sim %.3f s, latency %.4f s, received %d/%d, accuracy %.4f",
+        self.log.info("round %d: sim %.3f s, latency %.4f s, received %d/%d, %s %.4f",
                       record.round, m["sim_time_s"], m["round_latency_s"], m["received"],
-                      m["selected"], m.get("accuracy", math.nan))
+                      m["selected"], self.quality, m.get(self.quality, math.nan))
         for ev in record.events:
             kind = ev.get("event")
             if kind == "controller_fallback":
@@ -247,8 +255,9 @@ class LoggingObserver(Observer):
             self.log.warning("no update was aggregated in any round: the final model is the "
                              "initial one")
         s = end.summary
-        self.log.info("%s: final accuracy %.4f after %.3f simulated s", s["name"],
-                      s["final_accuracy"], s["sim_time_s"])
+        q = s.get("quality_metric", "accuracy")
+        self.log.info("%s: final %s %.4f after %.3f simulated s", s["name"], q,
+                      s.get(f"final_{q}", math.nan), s["sim_time_s"])
 
 
 def _numeric(row: dict[str, Any]) -> dict[str, float]:

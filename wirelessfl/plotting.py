@@ -3,7 +3,9 @@
 Runs that differ only by seed form a group, drawn as its mean with a 95 %
 Student-t confidence band; every group keeps one colour in every figure.
 
-Figures: accuracy against simulated time, cumulative uplink bits and round;
+Figures: the task's quality metric (accuracy, or perplexity for a causal LM) against
+simulated time, cumulative uplink bits and round, and any generation metric
+(ROUGE-L, exact match) against uplink bits;
 round latency against the budget with the running average; the virtual queue;
 per-client bandwidth and kept ranks (heatmaps, first run of each group); and a
 Gantt timeline of one round (downlink, compute, uplink per client, deadline).
@@ -83,23 +85,33 @@ def band(ax, x, y, color, label):
         ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.2, linewidth=0)
 
 
-def plot_accuracy(groups: list[Group], out: Path) -> list[Path]:
-    """Accuracy against simulated time, cumulative uplink bits and round."""
+YLABELS = {"accuracy": "test accuracy", "perplexity": "held-out perplexity",
+           "rougeL": "ROUGE-L (F)", "exact_match": "exact match"}
+
+
+def plot_quality(groups: list[Group], out: Path) -> list[Path]:
+    """The quality metric against simulated time, cumulative uplink bits and round
+    (``accuracy_vs_latency.png``, ...); generation metrics against uplink bits."""
     colors = _colors(groups)
     max_bits = max(float(np.nanmax(stack(g, "cum_uplink_bits"))) for g in groups)
     scale, unit = _bits_unit(max_bits)
+    metric = groups[0].runs[0].quality
+    extra = [m for m in ("rougeL", "exact_match") if m in groups[0].runs[0].metrics[0]]
     paths = []
-    for stem, key, xlabel, div in (
-        ("accuracy_vs_latency", "sim_time_s", "simulated time (s)", 1.0),
-        ("accuracy_vs_uplink_bits", "cum_uplink_bits", f"cumulative uplink ({unit})", scale),
-        ("accuracy_vs_round", "round", "round", 1.0),
-    ):
+    figures = [(metric, "latency", "sim_time_s", "simulated time (s)", 1.0),
+               (metric, "uplink_bits", "cum_uplink_bits", f"cumulative uplink ({unit})", scale),
+               (metric, "round", "round", "round", 1.0)]
+    figures += [(m, "uplink_bits", "cum_uplink_bits", f"cumulative uplink ({unit})", scale)
+                for m in extra]
+    for y, stem, key, xlabel, div in figures:
         fig, ax = subplots(figsize=(5.0, 3.4))
         for g in groups:
             x = np.nanmean(stack(g, key), axis=0) / div
-            band(ax, x, stack(g, "accuracy"), colors[g.label], g.label)
-        finish(ax, xlabel, "test accuracy")
-        paths += _save(fig, out, stem)
+            band(ax, x, stack(g, y), colors[g.label], g.label)
+        finish(ax, xlabel, YLABELS.get(y, y))
+        if y == "perplexity":
+            ax.set_yscale("log")
+        paths += _save(fig, out, f"{y}_vs_{stem}")
     return paths
 
 
@@ -199,7 +211,7 @@ def plot_runs(paths: list[Path], out: Path, round_index: int | None = None) -> l
     """Every figure for the given runs (or sweep folders)."""
     runs = find_runs(paths)
     groups = group_runs(runs)
-    files = plot_accuracy(groups, out) + plot_latency(groups, out)
+    files = plot_quality(groups, out) + plot_latency(groups, out)
     files += plot_allocations(groups, out)
     return files + plot_gantt(runs[0], out, round_index)
 

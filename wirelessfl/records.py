@@ -35,8 +35,11 @@ class LoopState:
         Uplink and downlink bits so far.
     lat_sum : float
         Sum of the round latencies, seconds.
-    acc, loss, best_acc : float
-        Latest test accuracy and loss, best accuracy so far (NaN before any).
+    evaluation : dict of str to float
+        The latest evaluation's metrics, in the task's column order (accuracy and
+        loss; loss and perplexity); empty before any.
+    best : float
+        The best value of the task's quality metric so far (NaN before any).
     wall : dict of str to float
         Host timings summed over the rounds (the controller's), seconds.
     aggregated : int
@@ -53,9 +56,8 @@ class LoopState:
     cum_up: int = 0
     cum_dn: int = 0
     lat_sum: float = 0.0
-    acc: float = math.nan
-    loss: float = math.nan
-    best_acc: float = math.nan
+    evaluation: dict[str, float] = field(default_factory=dict)
+    best: float = math.nan
     wall: dict[str, float] = field(default_factory=dict)
     aggregated: int = 0
     wall_time_s: float = 0.0
@@ -99,10 +101,13 @@ def finite_mean(values: list[float]) -> float:
 
 
 def metrics_row(r: PlayedRound, loop: LoopState, latency_s: float, queue_before: float,
-                evaluated: bool, personal: float | None) -> dict[str, Any]:
+                evaluated: bool, metrics: tuple[str, ...],
+                personal: tuple[str, float] | None) -> dict[str, Any]:
     """The ``metrics.csv`` row of round ``loop.round`` (``loop`` already updated by it).
 
-    ``personal`` is the mean personal accuracy (personalised methods only, else None).
+    ``metrics`` are the task's evaluation columns (from ``loop.evaluation`` when the
+    round was evaluated, else NaN); ``personal`` the personalised methods' column and
+    its value (e.g. ``("personal_accuracy", 0.8)``), else None.
     """
     t = loop.round
     return {
@@ -123,9 +128,8 @@ def metrics_row(r: PlayedRound, loop: LoopState, latency_s: float, queue_before:
         "tx_energy_j": float(r.energy[0].sum()),
         "compute_energy_j": float(r.energy[1].sum()),
         "train_loss": finite_mean([u.train_loss for u in r.updates]),
-        "accuracy": loop.acc if evaluated else float("nan"),
-        "loss": loop.loss if evaluated else float("nan"),
-        **({"personal_accuracy": personal} if personal is not None else {}),
+        **{m: loop.evaluation.get(m, math.nan) if evaluated else math.nan for m in metrics},
+        **(dict([personal]) if personal is not None else {}),
         **r.metrics,
     }
 
@@ -186,14 +190,15 @@ def round_events(t: int, r: PlayedRound) -> list[dict[str, Any]]:
 
 def summary(info: dict[str, Any], loop: LoopState, rounds: int,
             wall_time_s: float) -> dict[str, Any]:
-    """``summary.json``: the run's description ``info`` (name, seed, method, model, ...),
-    its final numbers from ``loop`` and its host wall time (s, every session of it)."""
+    """``summary.json``: the run's description ``info`` (name, seed, method, model, the
+    task's ``quality_metric``, ...), its final numbers from ``loop`` (``final_<metric>``
+    for every evaluation metric, ``best_<quality>``) and its host wall time (s, every
+    session of it)."""
     return {
         **info,
         "rounds": rounds,
-        "final_accuracy": loop.acc,
-        "best_accuracy": loop.best_acc,
-        "final_loss": loop.loss,
+        **{f"final_{k}": v for k, v in loop.evaluation.items()},
+        f"best_{info['quality_metric']}": loop.best,
         "sim_time_s": loop.t_now,
         "avg_round_latency_s": loop.lat_sum / rounds,
         "rounds_aggregated": loop.aggregated,

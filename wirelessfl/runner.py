@@ -119,16 +119,20 @@ class RoundLoop:
             q_before = queue.value
             loop.queue = queue.update(latency)
             evaluated = t % s.eval_every == 0 or t == s.rounds - 1
-            personal = float("nan") if self.aggregator.personalized else None
+            task = self.bench.task
+            personal = None
+            if self.aggregator.personalized:
+                personal = (f"personal_{task.quality}", float("nan"))
             if evaluated:
-                loop.acc, loop.loss = self.bench.evaluate(loop.state)
-                loop.best_acc = (loop.acc if np.isnan(loop.best_acc)
-                                 else max(loop.best_acc, loop.acc))
-                if self.aggregator.personalized:
-                    personal = self.bench.personal_accuracy(loop.state,
-                                                            self.aggregator.personal_state)
+                loop.evaluation = self.bench.evaluate(loop.state)
+                quality = loop.evaluation[task.quality]
+                if np.isnan(loop.best) or task.better(quality, loop.best):
+                    loop.best = quality
+                if personal is not None:
+                    personal = (personal[0], self.bench.personal_quality(
+                        loop.state, self.aggregator.personal_state))
             record = RoundRecord(t, records.metrics_row(r, loop, latency, q_before, evaluated,
-                                                        personal),
+                                                        task.metrics, personal),
                                  records.client_rows(t, r, self.cell.distance_m,
                                                      self.cell.gain_db),
                                  records.round_events(t, r))

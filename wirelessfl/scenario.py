@@ -164,9 +164,10 @@ class Lora(Section):
     rank: int = Field(8, ge=1, le=1024, description="LoRA rank r")
     alpha: float = Field(16.0, gt=0, le=1e6, description="LoRA alpha (scaling alpha / r)")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["query", "value"], min_length=1,
-        description="module names to adapt (each must name modules of the model)"
+    target_modules: list[str] | None = Field(
+        None, min_length=1,
+        description="module names to adapt (each must name modules of the model); null: the "
+        "architecture's usual ones (query/value, q_proj/v_proj, c_attn, ...)"
     )
     client_ranks: list[Annotated[int, Field(ge=1, le=1024)]] | None = Field(
         None, description="heterogeneous ranks: one per client (default: rank for all)"
@@ -183,17 +184,25 @@ class Model(Section):
     )
     options: dict[str, Any] = Field(
         default_factory=dict, description="the model's own options (validated by it)")
+    task: Literal["auto", "classification", "causal_lm"] = Field(
+        "auto", description="what the model learns: classification (encoder + head) or "
+        "causal_lm (next-token prediction); auto: the model's own")
     max_length: int = Field(64, ge=4, le=512, description="tokens per example")
     pooling: Literal["mean", "cls"] = Field("mean", description="sentence pooling for the head")
     lora: Lora = Field(default_factory=Lora)
 
 
 class Partition(Section):
-    scheme: Literal["iid", "dirichlet"] = Field("dirichlet", description="label partition")
+    scheme: Literal["iid", "dirichlet", "natural"] = Field(
+        "dirichlet", description="iid | dirichlet (label skew) | natural (by a data column)")
     alpha: float = Field(0.5, gt=0, le=1e6,
         description="Dirichlet concentration (smaller: less IID)")
     min_samples: int = Field(8, ge=1, le=1_000_000,
         description="minimum training examples per client")
+    column: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="natural: the column whose values split the data (one client per value, "
+        "or a value's examples spread over several clients when there are fewer values)")
 
 
 class Synthetic(Section):
@@ -325,6 +334,13 @@ class Scenario(Section):
             raise ScenarioError("channel.csi.kind", "statistical CSI has no estimate, so "
                                 "error_std_db and delay_s do not apply; set them to 0 or use "
                                 "auto / instantaneous")
+        part = self.data.partition
+        if part.scheme == "natural" and part.column is None:
+            raise ScenarioError("data.partition.column", "the natural partition needs the "
+                                "column whose values split the data (e.g. topic, category)")
+        if part.column is not None and part.scheme != "natural":
+            raise ScenarioError("data.partition.column", f"is used only by scheme 'natural' "
+                                f"(scheme is {part.scheme!r}); drop it or set scheme: natural")
         syn = self.data.synthetic
         if self.data.name == "synthetic" and syn.vocab_size <= 2 + 4 * syn.num_classes:
             raise ScenarioError("data.synthetic.vocab_size",

@@ -86,7 +86,8 @@ def play(c: Components, observers: Sequence[Observer], checkpoint: Any = None,
         loop = LoopState({n: t.clone() for n, t in c.bench.initial_state.items()},
                          seeding.rng(sc.seed, "sampling"))
     start = RunStart(sc, dict(c.preparation.tables),
-                     resumed_at=loop.round + 1 if resume is not None else None)
+                     resumed_at=loop.round + 1 if resume is not None else None,
+                     quality=c.bench.task.quality)
     warning = budget_warning(c)
     if warning:
         start.events.append({"round": -1, "event": "warning", "message": warning})

@@ -88,15 +88,21 @@ def combinations(grid: list[tuple[str, list[str]]]) -> list[list[tuple[str, str]
 
 
 def check_finished(path: Path, sc: Any) -> None:
-    """Raise if the finished run in ``path`` was made from another resolved scenario."""
+    """Raise if the finished run in ``path`` was made from another resolved scenario.
+
+    Both sides are compared as a run records them: through the schema (keys added
+    since compare at their defaults) and with the model's task and LoRA targets made
+    explicit (:func:`wirelessfl.build.resolve_model`).
+    """
+    from wirelessfl.build import resolve_model
     from wirelessfl.scenario import first_difference, parse_scenario
 
     raw = yaml.safe_load((path / "config.yaml").read_text())
-    try:  # through the schema, so keys added since (at their defaults) compare equal
+    try:
         stored = parse_scenario(raw).model_dump(mode="json")
     except ScenarioError:
         stored = raw
-    diff = first_difference(stored, sc.model_dump(mode="json"))
+    diff = first_difference(stored, resolve_model(sc).model_dump(mode="json"))
     if diff:
         raise OutputError("--out", f"finished run {path} was made with a different scenario "
                           f"at {diff}; pass another --out or delete that run folder")

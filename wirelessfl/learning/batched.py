@@ -134,14 +134,19 @@ def stacked_forward(model: nn.Module, tensors: State, k: int) -> Iterator[None]:
             del m.forward
 
 
+def _logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=ids, attention_mask=mask)
+
+
 @torch.no_grad()
 def probe(model: nn.Module, state: State, ids: torch.Tensor, mask: torch.Tensor,
-          rtol: float = 1e-4) -> str | None:
+          rtol: float = 1e-4, forward=_logits) -> str | None:
     """Check on ``model`` that the batched forward equals the per-client one.
 
     Two clients (``state`` and a perturbed copy) each run two examples alone and
     then together, in eval mode. Returns None when the logits agree to ``rtol``
     (relative to their scale), else why not. The model's state is restored.
+    ``forward(model, ids, mask)`` gives the logits (the task's forward).
     """
     from wirelessfl.learning.adapter import get_state, set_state
 
@@ -159,12 +164,11 @@ def probe(model: nn.Module, state: State, ids: torch.Tensor, mask: torch.Tensor,
         alone = []
         for s in (state, other):
             set_state(model, s)
-            alone.append(model(input_ids=ids, attention_mask=mask))
+            alone.append(forward(model, ids, mask))
         set_state(model, saved)
         stacked = {n: torch.stack([state[n], other[n]]).to(device) for n in state}
         with stacked_forward(model, client_tensors(model, stacked, 2), 2):
-            together = model(input_ids=torch.cat([ids, ids]),
-                             attention_mask=torch.cat([mask, mask]))
+            together = forward(model, torch.cat([ids, ids]), torch.cat([mask, mask]))
         want = torch.cat(alone)
         err = float((together - want).abs().max())
         scale = max(float(want.abs().max()), 1e-6)

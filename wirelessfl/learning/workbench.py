@@ -29,6 +29,7 @@ from wirelessfl.learning.flops import training_step_flops
 from wirelessfl.learning.lora import lora_sites, rank_grad_mask
 from wirelessfl.learning.models import build_base, linear_module_names, missing_targets, wrap_lora
 from wirelessfl.learning.partition import ClientShards
+from wirelessfl.learning.tasks import task as task_named
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,6 +75,7 @@ class Workbench:
                  frozen: Callable[[str], bool] | None = None,
                  regularizer: Regularizer | None = None, merging: bool = False) -> None:
         self.data, self.shards, self.merging = data, shards, merging
+        self.task = task_named(sc.model.task)
         self.ranks = np.asarray(ranks, dtype=int)
         self.eval_batch_size = sc.eval.batch_size
         self.target_modules = list(sc.model.lora.target_modules)
@@ -83,10 +85,11 @@ class Workbench:
         self.base_recipe = {"name": sc.model.name, "options": sc.model.options,
                             "num_labels": data.num_labels, "vocab_size": data.vocab_size,
                             "max_length": sc.model.max_length, "pooling": sc.model.pooling,
-                            "seed": seeding.int_seed(sc.seed, "torch_init", 0)}
+                            "seed": seeding.int_seed(sc.seed, "torch_init", 0),
+                            "task": self.task.name}
         base = build_base(**self.base_recipe)
         lora = sc.model.lora
-        missing = missing_targets(base.encoder, lora.target_modules)
+        missing = missing_targets(getattr(base, "encoder", base), lora.target_modules)
         if missing:
             raise ScenarioError("model.lora.target_modules",
                                 f"{sc.model.name} has no module {missing[0]!r}; its linear "
@@ -100,7 +103,8 @@ class Workbench:
                 p.requires_grad_(False)
         self.trainer = LocalTrainer(self.model, data, self.device, sc.clients.local_steps,
                                     sc.clients.batch_size, sc.clients.learning_rate,
-                                    sc.clients.weight_decay, regularizer=regularizer)
+                                    sc.clients.weight_decay, regularizer=regularizer,
+                                    task=self.task)
         self.initial_state = get_state(self.model)
         self.shapes = {n: tuple(t.shape) for n, t in self.initial_state.items()}
         self.numels = numels(self.initial_state)
@@ -111,7 +115,7 @@ class Workbench:
                        for r in set(self.ranks.tolist()) if r < self.alloc_rank}
         self.step_flops = training_step_flops(self.model, sc.clients.batch_size,
                                               sc.model.max_length, data.vocab_size,
-                                              self.device)
+                                              self.device, self.task.logits)
         set_state(self.model, self.initial_state)
         self.clients_per_pass, self.batch_note = self._batching(sc)
 
@@ -125,7 +129,7 @@ class Workbench:
         if not sc.compute.batch_clients:
             return 1, None
         why = probe(self.model, self.initial_state, self.data.input_ids,
-                    self.data.attention_mask)
+                    self.data.attention_mask, forward=self.task.logits)
         if why:
             note = f"clients train one by one: {why}"
             logging.getLogger("wirelessfl").warning(note)
@@ -159,22 +163,24 @@ class Workbench:
 
     # ------------------------------------------------------------------ evaluation
 
-    def evaluate(self, state: State) -> tuple[float, float]:
-        """Accuracy and mean cross-entropy of ``state`` on the held-out test set."""
+    def evaluate(self, state: State) -> dict[str, float]:
+        """The task's metrics of ``state`` on the held-out test set (accuracy and loss;
+        or loss and perplexity)."""
         return self.trainer.evaluate(state, self.shards.test, self.eval_batch_size)
 
-    def personal_accuracy(self, state: State,
-                          personal: Callable[[int], State | None]) -> float:
-        """Mean over clients of their own adapter's accuracy on their own test set.
+    def personal_quality(self, state: State,
+                         personal: Callable[[int], State | None]) -> float:
+        """Mean over clients of their own adapter's quality (accuracy, or perplexity) on
+        their own test set.
 
         ``personal(k)`` is client k's adapter (None: ``state``, the global one).
         """
-        accs = []
+        values = []
         for k, test in enumerate(self.shards.client_test):
             own = personal(k)
-            accs.append(self.trainer.evaluate(own if own is not None else state, test,
-                                              self.eval_batch_size)[0])
-        return float(np.mean(accs))
+            values.append(self.trainer.evaluate(own if own is not None else state, test,
+                                                self.eval_batch_size)[self.task.quality])
+        return float(np.mean(values))
 
     # ------------------------------------------------------------------ base weights
 
