@@ -384,7 +384,6 @@ def load_global_model(run_dir: str | Path) -> PeftModel:
     ``PeftModel.from_pretrained(base, run_dir / "adapter")``.
     """
     import json
-
     import warnings
 
     run = Path(run_dir)
