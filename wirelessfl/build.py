@@ -241,6 +241,25 @@ def resolve_model(sc: Scenario) -> Scenario:
     return out
 
 
+def model_tokenizer(sc: Scenario) -> Any:
+    """The model's tokenizer (``sc`` resolved); a causal LM's pads with its EOS token when
+    it has no pad token.
+
+    Raises
+    ------
+    PluginError
+        A model without a tokenizer (naming ``model.options``).
+    """
+    from wirelessfl.learning.models import MODELS, causal_tokenizer
+
+    model = resolve(MODELS, "model.name", sc.model.name, sc.model.options, "model.options")
+    try:
+        tokenizer = model.tokenizer()
+        return causal_tokenizer(tokenizer) if sc.model.task == "causal_lm" else tokenizer
+    except ValueError as err:
+        raise PluginError("model.options", str(err)) from None
+
+
 def load_data(sc: Scenario) -> Any:
     """The scenario's data set, tokenised to ``model.max_length`` (cached on disk).
 
@@ -256,7 +275,7 @@ def load_data(sc: Scenario) -> Any:
         Data of the wrong form for the task (naming ``data.options.format``).
     """
     from wirelessfl.learning.data import DATASETS, TokenData
-    from wirelessfl.learning.models import MODELS, causal_tokenizer
+    from wirelessfl.learning.models import MODELS
     from wirelessfl.learning.tokens import cached_tokenize
 
     sc = resolve_model(sc)
@@ -270,13 +289,7 @@ def load_data(sc: Scenario) -> Any:
         raise PluginError("data.options", str(err)) from None
     if not isinstance(out, TokenData):
         model = resolve(MODELS, "model.name", sc.model.name, sc.model.options, "model.options")
-        try:
-            tokenizer = model.tokenizer()
-            if causal:
-                tokenizer = causal_tokenizer(tokenizer)
-        except ValueError as err:
-            raise PluginError("model.options", str(err)) from None
-        out = cached_tokenize(out, tokenizer, sc.model.max_length,
+        out = cached_tokenize(out, model_tokenizer(sc), sc.model.max_length,
                               f"{source.fingerprint()}|{model.identity()}")
     if out.causal and not causal:
         raise ScenarioError("data.options.format", f"{sc.data.name!r} gives generation data "
@@ -302,9 +315,10 @@ def build_workbench(sc: Scenario, aggregator: Any, compressor: Any) -> Any:
 
     data = load_data(sc)
     shards = split_shards(sc, data)
+    tokenizer = model_tokenizer(sc) if sc.eval.generate and data.from_text else None
     return Workbench(sc, data, shards, client_ranks(sc), frozen=aggregator.frozen,
                      regularizer=compressor.regularizer(),
-                     merging=aggregator.merges_into_base)
+                     merging=aggregator.merges_into_base, tokenizer=tokenizer)
 
 
 class WorkbenchFactory:
@@ -370,6 +384,7 @@ def build_components(sc: Scenario, preparation: Preparation | None = None) -> Co
     aggregator, compressor, controller = build_methods(sc)
     selector = build_selector(sc)
     bench = build_workbench(sc, aggregator, compressor)
+    check_memory(sc, profiles, bench)
     aggregator.setup(bench.sites, bench.initial_state)
     sizes = RoundSizes.measure(compressor, bench.shapes, bench.ranks, sc.radio.bits_per_value,
                                profiles, bench.step_flops, sc.clients.local_steps)
@@ -378,6 +393,28 @@ def build_components(sc: Scenario, preparation: Preparation | None = None) -> Co
     return Components(sc, preparation if preparation is not None else Preparation(sc),
                       profiles, cell, aggregator, compressor, controller, selector, bench,
                       sizes, n_selected(selector, sc.clients.count, sc.clients.fraction))
+
+
+def check_memory(sc: Scenario, profiles: list[DeviceProfile], bench: Any) -> None:
+    """Every client's device must hold the model's training (weights, optimiser state,
+    activations of one local batch).
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``clients.device`` for the first profile too small.
+    """
+    from wirelessfl.learning.batched import bytes_per_client
+
+    weights = 4 * sum(p.numel() for p in bench.model.parameters())
+    need = weights + bytes_per_client(bench.model, sc.clients.batch_size, sc.model.max_length)
+    for p in sorted(set(profiles), key=lambda p: p.memory_bytes):
+        if need > p.memory_bytes:
+            raise ScenarioError("clients.device", f"{sc.model.name} needs about "
+                                f"{need / 2**30:.2g} GiB to train at {sc.clients.batch_size} x "
+                                f"{sc.model.max_length} tokens; a {p.name!r} device has "
+                                f"{p.memory_bytes / 2**30:.2g} GiB: use a larger profile, or a "
+                                "smaller clients.batch_size or model.max_length")
 
 
 def build_run(sc: Scenario, offline: bool = True) -> Components:

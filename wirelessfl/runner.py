@@ -132,7 +132,7 @@ class RoundLoop:
                     personal = (personal[0], self.bench.personal_quality(
                         loop.state, self.aggregator.personal_state))
             record = RoundRecord(t, records.metrics_row(r, loop, latency, q_before, evaluated,
-                                                        task.metrics, personal),
+                                                        self.bench.metrics, personal),
                                  records.client_rows(t, r, self.cell.distance_m,
                                                      self.cell.gain_db),
                                  records.round_events(t, r))

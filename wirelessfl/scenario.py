@@ -258,6 +258,13 @@ class Sim(Section):
     )
 
 
+class Generate(Section):
+    samples: int = Field(32, ge=1, le=100_000,
+        description="held-out prompts completed at each evaluation (a fixed sample)")
+    max_new_tokens: int = Field(32, ge=1, le=1024,
+        description="longest completion, tokens (greedy decoding stops at the end token)")
+
+
 class Eval(Section):
     every: int = Field(1, ge=1, le=1_000_000,
         description="evaluate every this many rounds (and the last)")
@@ -266,6 +273,9 @@ class Eval(Section):
         100, ge=1, le=100_000, description="per-client test examples (its training label mix) for "
         "personalised accuracy"
     )
+    generate: Generate | None = Field(
+        None, description="causal LMs: greedy completions of held-out prompts, scored by "
+        "rougeL and exact_match (host time only)")
 
 
 class Compute(Section):

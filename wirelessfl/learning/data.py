@@ -70,6 +70,8 @@ class TokenData:
         The group values, by code.
     prompt_lengths : Tensor of int64, shape (N,), or None
         Causal LM: tokens before the response (what generation is given).
+    from_text : bool
+        Tokenised from text by the model's tokenizer (which then decodes generations).
     """
 
     input_ids: torch.Tensor
@@ -80,6 +82,7 @@ class TokenData:
     groups: np.ndarray | None = None
     group_names: list[str] | None = None
     prompt_lengths: torch.Tensor | None = None
+    from_text: bool = False
 
     @property
     def num_labels(self) -> int:

