@@ -400,3 +400,77 @@ def test_generation_needs_prompts(tmp_path, capsys):
     p.write_text(yaml.safe_dump(raw))
     assert main(["validate", str(p)]) == 2
     assert capsys.readouterr().err.strip().startswith("error: eval.generate:")
+
+
+# ------------------------------------------------------------------ prompt-family adapters
+
+ADAPTERS = [("lora", {}), ("prompt_tuning", {"num_virtual_tokens": 3}),
+            ("prefix_tuning", {"num_virtual_tokens": 3}), ("ia3", {})]
+
+
+@pytest.mark.parametrize(("adapter", "options"), ADAPTERS)
+@pytest.mark.parametrize("model", ["tiny-llama", "tiny-bert"])
+def test_payload_bits_are_the_adapters_trainable_values(adapter, options, model):
+    from wirelessfl.build import build_components
+    from wirelessfl.scenario import parse_scenario
+
+    if model == "tiny-bert" and adapter in ("prompt_tuning", "prefix_tuning"):
+        pytest.skip("prompt and prefix tuning are for causal LMs (refusal tested below)")
+    raw = causal_raw()
+    raw["model"] = {"name": model, "max_length": 12, "adapter": adapter,
+                    "adapter_options": options}
+    raw["radio"] = {"bits_per_value": 16}
+    c = build_components(parse_scenario(raw))
+    trainable = sum(p.numel() for p in c.bench.model.parameters() if p.requires_grad)
+    assert trainable > 0
+    assert c.sizes.full_bits.tolist() == [16 * trainable] * 3
+
+
+@pytest.mark.parametrize(("adapter", "options"), ADAPTERS[1:])
+@pytest.mark.parametrize("controller", ["equal", "minmax", "fixed", "greedy", "ideal", "tsfa",
+                                        "tsfa_sched"])
+def test_prompt_family_adapters_run_with_every_controller(adapter, options, controller):
+    raw = causal_raw(rounds=2)
+    raw["model"].update(adapter=adapter, adapter_options=options)
+    raw["model"].pop("lora")
+    raw["method"] = {"aggregator": "fedit", "compressor": "none", "controller": controller}
+    raw["controller"] = {"latency_budget_s": 0.05}
+    raw["eval"] = {"generate": {"samples": 4, "max_new_tokens": 2}}
+    r = wirelessfl.run(raw, output=None)
+    assert np.isfinite(r.metrics[["perplexity", "rougeL"]]).all().all()
+    assert "batched passes are written for LoRA" in r.summary["batching_note"]
+
+
+@pytest.mark.parametrize(("change", "needle"), [
+    ({"method": {"aggregator": "flora"}}, "method.aggregator 'flora' works on LoRA"),
+    ({"method": {"aggregator": "ffa"}}, "method.aggregator 'ffa' works on LoRA"),
+    ({"method": {"aggregator": "fedtree"}}, "method.aggregator 'fedtree' works on LoRA"),
+    ({"method": {"compressor": "soft"}}, "method.compressor 'soft' works on LoRA"),
+    ({"method": {"compressor": "topk"}}, "method.compressor 'topk' works on LoRA"),
+    ({"model": {"name": "tiny-bert"}}, "trains virtual tokens of a causal"),
+])
+def test_adapters_that_cannot_combine_are_one_line_naming_model_adapter(change, needle,
+                                                                       tmp_path, capsys):
+    from wirelessfl.cli import main
+
+    raw = causal_raw()
+    raw["model"].update(adapter="prompt_tuning")
+    raw["model"].pop("lora")
+    for section, value in change.items():
+        raw[section] = {**raw.get(section, {}), **value}
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: model.adapter:") and needle in err and "\n" not in err
+
+
+def test_a_prompt_tuned_run_loads_back_and_generates(tmp_path):
+    raw = causal_raw(rounds=1)
+    raw["model"].update(adapter="prompt_tuning", adapter_options={"num_virtual_tokens": 3})
+    r = wirelessfl.run(raw, output=tmp_path / "run")
+    model = r.model().eval()
+    ids = torch.tensor([[5, 9, 13, 17]])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=2,
+                         do_sample=False, pad_token_id=0)
+    assert out.shape[1] == 6 and torch.equal(out[0, :4], ids[0])  # the prompt, then 2 new

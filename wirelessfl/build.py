@@ -201,11 +201,12 @@ def check_learning(sc: Scenario) -> None:
 
 def check(sc: Scenario) -> None:
     """Every build-time check, without training anything."""
-    resolve_model(sc)
+    sc = resolve_model(sc)
     device_profiles(sc)
     client_ranks(sc)
     build_cell(sc)
-    build_methods(sc)
+    aggregator, compressor, _ = build_methods(sc)
+    check_adapter(sc, aggregator, compressor)
     build_selector(sc)
     check_learning(sc)
 
@@ -229,10 +230,12 @@ def resolve_model(sc: Scenario) -> Scenario:
         raise ScenarioError("model.task", f"{sc.model.name!r} is not a causal language model "
                             "(an encoder); use classification, or a causal model such as "
                             "tiny-llama, smollm2-135m or an hf causal-LM folder")
-    try:
-        targets = resolve_targets(source, sc.model.lora.target_modules)
-    except ValueError as err:
-        raise ScenarioError("model.lora.target_modules", str(err)) from None
+    targets = sc.model.lora.target_modules
+    if sc.model.adapter == "lora":
+        try:
+            targets = resolve_targets(source, targets)
+        except ValueError as err:
+            raise ScenarioError("model.lora.target_modules", str(err)) from None
     if task == sc.model.task and targets == sc.model.lora.target_modules:
         return sc
     out = sc.model_copy(deep=True)
@@ -382,6 +385,7 @@ def build_components(sc: Scenario, preparation: Preparation | None = None) -> Co
     client_ranks(sc)
     cell = build_cell(sc)
     aggregator, compressor, controller = build_methods(sc)
+    check_adapter(sc, aggregator, compressor)
     selector = build_selector(sc)
     bench = build_workbench(sc, aggregator, compressor)
     check_memory(sc, profiles, bench)
@@ -393,6 +397,44 @@ def build_components(sc: Scenario, preparation: Preparation | None = None) -> Co
     return Components(sc, preparation if preparation is not None else Preparation(sc),
                       profiles, cell, aggregator, compressor, controller, selector, bench,
                       sizes, n_selected(selector, sc.clients.count, sc.clients.fraction))
+
+
+def check_adapter(sc: Scenario, aggregator: Any, compressor: Any) -> None:
+    """The adapter against the task, the methods and the LoRA keys (``sc`` resolved).
+
+    Raises
+    ------
+    ScenarioError
+        One line naming ``model.adapter`` (or its options) and what is allowed.
+    """
+    from pydantic import ValidationError
+
+    from wirelessfl.learning import adapters
+
+    kind, m = sc.model.adapter, sc.method
+    if kind == "lora":
+        if sc.model.adapter_options:
+            raise ScenarioError("model.adapter_options", "LoRA's options are in model.lora; "
+                                "adapter_options are for prompt_tuning, prefix_tuning and ia3")
+        return
+    if kind in adapters.CAUSAL_ONLY and sc.model.task != "causal_lm":
+        raise ScenarioError("model.adapter", f"{kind} trains virtual tokens of a causal "
+                            "language model; a classifier takes lora or ia3")
+    for key, plugin, name in (("method.aggregator", aggregator, m.aggregator),
+                              ("method.compressor", compressor, m.compressor)):
+        if plugin.needs_lora:
+            raise ScenarioError("model.adapter", f"{key} {name!r} works on LoRA factors; with "
+                                f"{kind} use aggregator fedit and compressor none (or "
+                                "adapter: lora)")
+    lora = sc.model.lora
+    if lora.client_ranks is not None or lora.rank_by_device is not None:
+        raise ScenarioError("model.adapter", f"heterogeneous LoRA ranks do not apply to {kind}; "
+                            "drop model.lora.client_ranks / rank_by_device")
+    try:
+        adapters.params(kind, sc.model.adapter_options)
+    except ValidationError as err:
+        k, msg = format_validation_error(err, prefix="model.adapter_options")
+        raise ScenarioError(k, msg) from None
 
 
 def check_memory(sc: Scenario, profiles: list[DeviceProfile], bench: Any) -> None:

@@ -189,6 +189,12 @@ class Model(Section):
         "causal_lm (next-token prediction); auto: the model's own")
     max_length: int = Field(64, ge=4, le=512, description="tokens per example")
     pooling: Literal["mean", "cls"] = Field("mean", description="sentence pooling for the head")
+    adapter: Literal["lora", "prompt_tuning", "prefix_tuning", "ia3"] = Field(
+        "lora", description="parameter-efficient adapter (peft): lora | prompt_tuning | "
+        "prefix_tuning (causal LMs) | ia3")
+    adapter_options: dict[str, Any] = Field(
+        default_factory=dict, description="options of a prompt-family adapter, e.g. "
+        "{num_virtual_tokens: 16} (LoRA's are in model.lora)")
     lora: Lora = Field(default_factory=Lora)
 
 

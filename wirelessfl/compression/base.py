@@ -49,11 +49,14 @@ class Compressor(ABC):
     sparsifies : bool
         Whether ``keep_ranks`` changes what is sent (the controller may then send
         fewer than all ranks).
+    needs_lora : bool
+        Whether it works on LoRA factors (other adapters are refused).
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
     sparsifies: ClassVar[bool] = False
+    needs_lora: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

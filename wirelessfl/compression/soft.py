@@ -93,6 +93,7 @@ class SOFT(Compressor):
 
     Params = SoftParams
     sparsifies = True
+    needs_lora = True
 
     def regularizer(self):
         lam = self.params.lambda_orth

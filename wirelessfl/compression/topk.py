@@ -42,6 +42,7 @@ class TopK(Compressor):
     """Top-k magnitude sparsification of each LoRA tensor's change."""
 
     sparsifies = True
+    needs_lora = True
 
     def payload_bits(self, shapes, rank, bits_per_value, keep_ranks):
         m = rank if keep_ranks is None else keep_ranks

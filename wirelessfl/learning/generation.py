@@ -22,6 +22,7 @@ clock.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,9 +95,11 @@ def greedy(model: nn.Module, ids: torch.Tensor, prompt_lengths: torch.Tensor, in
         for k, r in enumerate(rows):
             batch[k, width - len(r):] = r
             mask[k, width - len(r):] = 1
-        gen = model.generate(input_ids=batch.to(device), attention_mask=mask.to(device),
-                             max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                             pad_token_id=pad_id, eos_token_id=eos_id, use_cache=True)
+        with warnings.catch_warnings():  # prompt tuning: peft drops position ids by design
+            warnings.filterwarnings("ignore", message="Position ids are not supported")
+            gen = model.generate(input_ids=batch.to(device), attention_mask=mask.to(device),
+                                 max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                 pad_token_id=pad_id, eos_token_id=eos_id, use_cache=True)
         for row in gen[:, width:].tolist():
             out.append(row[: row.index(eos_id)] if eos_id in row else row)
     return out

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
@@ -412,17 +412,11 @@ def build_base(name: str, num_labels: int, vocab_size: int, max_length: int, poo
 def wrap_lora(base: nn.Module, rank: int, alpha: float, dropout: float,
               target_modules: list[str], seed: int) -> PeftModel:
     """Add LoRA adapters (seeded init); a classifier's head becomes a ``modules_to_save``."""
-    head = [HEAD_MODULE] if isinstance(base, SequenceClassifier) else None
-    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
-                     target_modules=list(target_modules), modules_to_save=head)
-    import warnings
+    from wirelessfl.learning import adapters
 
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        # transformers 5 deprecates a name peft still calls; nothing for the user to do
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*",
-                                category=FutureWarning)
-        torch.manual_seed(seed)
-        return get_peft_model(base, cfg)
+    head = [HEAD_MODULE] if isinstance(base, SequenceClassifier) else None
+    cfg = adapters.config("lora", None, False, rank, alpha, dropout, target_modules, "", head)
+    return adapters.wrap(base, cfg, seed)
 
 
 def load_global_model(run_dir: str | Path) -> PeftModel:

@@ -139,7 +139,8 @@ class CausalLM(Task):
     higher_is_better = False
 
     def logits(self, model, ids, mask):
-        return model(input_ids=ids, attention_mask=mask).logits
+        # prompt tuning prepends its virtual tokens: keep the positions of the input
+        return model(input_ids=ids, attention_mask=mask).logits[:, -ids.shape[1]:]
 
     def loss(self, logits, targets):
         sums, counts = _token_nll(logits, targets)

@@ -21,13 +21,21 @@ import torch
 
 from wirelessfl import seeding
 from wirelessfl.errors import ScenarioError
+from wirelessfl.learning import adapters
 from wirelessfl.learning.adapter import State, get_state, numels, set_state
 from wirelessfl.learning.batched import clients_per_pass, probe
 from wirelessfl.learning.client import ClientUpdate, LocalTrainer, Regularizer, TrainJob
 from wirelessfl.learning.data import TokenData
 from wirelessfl.learning.flops import training_step_flops
 from wirelessfl.learning.lora import lora_sites, rank_grad_mask
-from wirelessfl.learning.models import build_base, linear_module_names, missing_targets, wrap_lora
+from wirelessfl.learning.models import (
+    HEAD_MODULE,
+    SequenceClassifier,
+    build_base,
+    linear_module_names,
+    missing_targets,
+    model_source,
+)
 from wirelessfl.learning.partition import ClientShards
 from wirelessfl.learning.tasks import task as task_named
 
@@ -82,7 +90,7 @@ class Workbench:
         self.task = task_named(sc.model.task)
         self.ranks = np.asarray(ranks, dtype=int)
         self.eval_batch_size = sc.eval.batch_size
-        self.target_modules = list(sc.model.lora.target_modules)
+        self.target_modules = list(sc.model.lora.target_modules or [])
         self.device = resolve_device(sc.compute.device)
         if sc.compute.torch_threads:
             torch.set_num_threads(sc.compute.torch_threads)
@@ -93,15 +101,25 @@ class Workbench:
                             "task": self.task.name}
         base = build_base(**self.base_recipe)
         lora = sc.model.lora
-        missing = missing_targets(getattr(base, "encoder", base), lora.target_modules)
-        if missing:
-            raise ScenarioError("model.lora.target_modules",
-                                f"{sc.model.name} has no module {missing[0]!r}; its linear "
-                                f"modules: {', '.join(linear_module_names(base))}")
+        self.adapter = sc.model.adapter
+        if self.adapter == "lora":
+            missing = missing_targets(getattr(base, "encoder", base), lora.target_modules)
+            if missing:
+                raise ScenarioError("model.lora.target_modules",
+                                    f"{sc.model.name} has no module {missing[0]!r}; its linear "
+                                    f"modules: {', '.join(linear_module_names(base))}")
         self.alloc_rank = int(self.ranks.max())  # every client's tensors have this many ranks
-        self.model = wrap_lora(base, self.alloc_rank, lora.alpha, lora.dropout,
-                               lora.target_modules,
-                               seeding.int_seed(sc.seed, "torch_init", 1)).to(self.device)
+        head = [HEAD_MODULE] if isinstance(base, SequenceClassifier) else None
+        model_type = model_source(sc.model.name, sc.model.options).model_type()
+        try:
+            cfg = adapters.config(self.adapter, adapters.params(self.adapter,
+                                                                sc.model.adapter_options),
+                                  self.task.name == "causal_lm", self.alloc_rank, lora.alpha,
+                                  lora.dropout, lora.target_modules or [], model_type, head)
+            model = adapters.wrap(base, cfg, seeding.int_seed(sc.seed, "torch_init", 1))
+        except ValueError as err:  # e.g. IA3 modules the model does not have
+            raise ScenarioError("model.adapter_options", str(err).splitlines()[0]) from None
+        self.model = model.to(self.device)
         for name, p in self.model.named_parameters():
             if p.requires_grad and frozen is not None and frozen(name):
                 p.requires_grad_(False)
@@ -143,6 +161,9 @@ class Workbench:
         """
         if not sc.compute.batch_clients:
             return 1, None
+        if self.adapter != "lora":  # by design, not a failure: no warning
+            return 1, f"clients train one by one: batched passes are written for LoRA, " \
+                      f"not {self.adapter}"
         why = probe(self.model, self.initial_state, self.data.input_ids,
                     self.data.attention_mask, forward=self.task.logits)
         if why:

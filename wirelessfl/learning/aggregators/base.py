@@ -58,11 +58,14 @@ class Aggregator(ABC):
     personalized : bool
         True for methods that give clients their own adapters (FedTreeLoRA); their
         per-client accuracy is evaluated on each client's own test split.
+    needs_lora : bool
+        True for methods that work on LoRA factors (they refuse other adapters).
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
     merges_into_base: ClassVar[bool] = False
+    needs_lora: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

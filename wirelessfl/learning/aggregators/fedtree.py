@@ -116,6 +116,8 @@ def layer_cuts(dists: list[np.ndarray], tree: np.ndarray, threshold: float,
 class FedTreeLoRA(Aggregator):
     """Layer-wise tree-structured personalised aggregation."""
 
+    needs_lora = True
+
     Params = FedTreeParams
     personalized = True
 

@@ -22,6 +22,8 @@ from wirelessfl.learning.lora import LORA_A
 class FFALoRA(Aggregator):
     """Freeze every LoRA A; average B and the head with weights ``p_k``."""
 
+    needs_lora = True
+
     def frozen(self, name: str) -> bool:
         return name.endswith(LORA_A)
 

@@ -27,6 +27,8 @@ from wirelessfl.learning.lora import LoraSite, fresh_lora
 class StackingAggregator(Aggregator):
     """Shared round protocol of FLoRA and FLoRIST: fresh LoRA each round, merge."""
 
+    needs_lora = True
+
     merges_into_base = True
 
     def setup(self, sites: list[LoraSite], initial_state: State) -> None:
