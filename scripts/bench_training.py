@@ -26,17 +26,23 @@ from wirelessfl.build import build_components
 from wirelessfl.learning.client import round_job
 from wirelessfl.scenario import parse_scenario
 
-STEPS = {"tiny-bert": 4, "minilm-l6": 1}  # local steps per client and round
+STEPS = {"tiny-bert": 4, "minilm-l6": 1, "smollm2-135m": 1}  # local steps a round
+BATCH = {"smollm2-135m": 4}  # local batch (default 16)
+CLIENTS = {"smollm2-135m": [8]}  # clients (default --clients)
+DATA = {"tiny-bert": {"name": "synthetic"},
+        "smollm2-135m": {"name": "bbc", "options": {"format": "topic"}}}
 
 
 def scenario(model: str, clients: int, device: str):
+    data = DATA.get(model, {"name": "bbc"})
+    if data["name"] == "synthetic":
+        data = {**data, "synthetic": {"num_samples": 64 * clients}}
     return parse_scenario({
         "name": "bench-training", "seed": 0, "rounds": 1,
-        "clients": {"count": clients, "local_steps": STEPS[model], "batch_size": 16},
+        "clients": {"count": clients, "local_steps": STEPS[model],
+                    "batch_size": BATCH.get(model, 16)},
         "model": {"name": model, "max_length": 64},
-        "data": {**({"name": "synthetic", "synthetic": {"num_samples": 64 * clients}}
-                    if model == "tiny-bert" else {"name": "bbc"}),
-                 "partition": {"scheme": "iid"}},
+        "data": {**data, "partition": {"scheme": "iid"}},
         "compute": {"device": device},
         "output": {"plots": False, "save_adapter": False},
     })
@@ -84,7 +90,7 @@ def case(model: str, clients: int, device: str, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="tiny-bert,minilm-l6")
+    ap.add_argument("--models", default="tiny-bert,minilm-l6,smollm2-135m")
     ap.add_argument("--clients", default="10,100")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default="results/bench")
@@ -101,7 +107,7 @@ def main() -> None:
                 else sorted({default_threads, 1}, reverse=True)
             for th in threads:
                 torch.set_num_threads(th)
-                for k in (int(x) for x in args.clients.split(",")):
+                for k in CLIENTS.get(model, [int(x) for x in args.clients.split(",")]):
                     report["cases"].append({"model": model, **case(model, k, device,
                                                                     args.repeats)})
     torch.set_num_threads(default_threads)

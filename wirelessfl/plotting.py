@@ -21,7 +21,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from wirelessfl.analysis import Group, Run, find_runs, group_runs, mean_ci, stack
 from wirelessfl.results import read_csv
@@ -111,6 +111,8 @@ def plot_quality(groups: list[Group], out: Path) -> list[Path]:
         finish(ax, xlabel, YLABELS.get(y, y))
         if y == "perplexity":
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(ScalarFormatter())
         paths += _save(fig, out, f"{y}_vs_{stem}")
     return paths
 
