@@ -29,6 +29,9 @@ from wirelessfl.scenario import parse_scenario
 STEPS = {"tiny-bert": 4, "minilm-l6": 1, "smollm2-135m": 1}  # local steps a round
 BATCH = {"smollm2-135m": 4}  # local batch (default 16)
 CLIENTS = {"smollm2-135m": [8]}  # clients (default --clients)
+# group size measured when the automatic rule picks 1 (one by one), so that the stacked
+# path's cost is measured anyway
+FORCE = {"smollm2-135m": 4}
 DATA = {"tiny-bert": {"name": "synthetic"},
         "smollm2-135m": {"name": "bbc", "options": {"format": "topic"}}}
 
@@ -50,7 +53,8 @@ def scenario(model: str, clients: int, device: str):
 
 def case(model: str, clients: int, device: str, repeats: int) -> dict:
     bench = build_components(scenario(model, clients, device)).bench
-    per_pass = bench.clients_per_pass
+    auto = bench.clients_per_pass
+    per_pass = auto if auto > 1 else FORCE.get(model, auto)
     sync = torch.cuda.synchronize if bench.device.type == "cuda" else (lambda: None)
 
     def jobs():  # fresh streams every time: the same batches in both paths
@@ -61,10 +65,11 @@ def case(model: str, clients: int, device: str, repeats: int) -> dict:
         for j in jobs():
             bench.train_one(j)
 
-    def batched() -> None:
+    def batched() -> None:  # the stacked path itself, also where the rule would pick 1
         js = jobs()
         for i in range(0, clients, per_pass):
-            bench.train_group(js[i : i + per_pass])
+            group = js[i : i + per_pass]
+            bench.trainer.train_many(group, [bench.shards.train[j.client] for j in group])
 
     best = {"sequential": float("inf"), "batched": float("inf")}
     batched()  # warm-up (first-touch allocations, kernels)
@@ -76,7 +81,8 @@ def case(model: str, clients: int, device: str, repeats: int) -> dict:
             sync()
             best[name] = min(best[name], time.perf_counter() - t0)
     steps = clients * STEPS[model]
-    out = {"clients": clients, "clients_per_pass": per_pass, "client_steps": steps,
+    out = {"clients": clients, "clients_per_pass": per_pass, "auto_clients_per_pass": auto,
+           "client_steps": steps,
            "threads": torch.get_num_threads(), "device": str(bench.device),
            **{f"{k}_s": round(v, 4) for k, v in best.items()},
            **{f"{k}_steps_per_s": round(steps / v, 2) for k, v in best.items()},

@@ -474,3 +474,68 @@ def test_a_prompt_tuned_run_loads_back_and_generates(tmp_path):
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=2,
                          do_sample=False, pad_token_id=0)
     assert out.shape[1] == 6 and torch.equal(out[0, :4], ids[0])  # the prompt, then 2 new
+
+
+# ------------------------------------------------------------------ more of the edges
+
+
+def test_a_model_too_big_for_a_device_is_one_line_naming_clients_device(tmp_path, capsys):
+    from wirelessfl.cli import main
+
+    raw = causal_raw()
+    raw["clients"].update(device="iot", batch_size=64)
+    raw["model"]["max_length"] = 512  # ~15 MB of activations per example: 0.9 GiB a batch
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: clients.device:") and "'iot'" in err and "\n" not in err
+    raw["clients"]["device"] = "jetson"
+    p.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(p)]) == 0
+
+
+def test_time_to_target_perplexity_counts_falling_below_it():
+    from wirelessfl.analysis import Run, time_to_target
+
+    rows = [{"round": str(i), "sim_time_s": str(t), "perplexity": str(p)}
+            for i, (t, p) in enumerate([(1.0, 80.0), (2.0, 30.0), (3.0, 12.0), (4.0, 9.0)])]
+    run = Run(None, {}, rows, {"quality_metric": "perplexity"})
+    assert time_to_target(run, 20.0) == 3.0 and time_to_target(run, 5.0) != 5.0
+    assert math.isnan(time_to_target(run, 5.0))
+
+
+def test_bbc_per_topic_language_modelling_gives_each_client_one_topic():
+    raw = causal_raw(rounds=1)
+    raw["clients"].update(count=5, local_steps=1)
+    raw["model"]["max_length"] = 16
+    raw["data"] = {"name": "bbc", "options": {"format": "text"},
+                   "partition": {"scheme": "natural", "column": "topic"}}
+    r = wirelessfl.run(raw, output=None)
+    from wirelessfl.build import build_components
+    from wirelessfl.scenario import parse_scenario
+
+    bench = build_components(parse_scenario(raw)).bench
+    topics = [set(bench.data.groups[s].tolist()) for s in bench.shards.train]
+    assert all(len(t) == 1 for t in topics) and len(set.union(*topics)) == 5
+    assert np.isfinite(r.metrics["perplexity"]).all()
+    assert (bench.data.labels[bench.data.attention_mask == 1] != IGNORE).all()  # every token
+
+
+def test_csv_instruction_records_train(tmp_path):
+    import csv as csv_mod
+
+    path = tmp_path / "train.csv"
+    with path.open("w", newline="") as fh:
+        w = csv_mod.DictWriter(fh, fieldnames=["task", "context", "answer"])
+        w.writeheader()
+        for i in range(30):
+            w.writerow({"task": "Add one.", "context": str(i), "answer": str(i + 1)})
+    raw = causal_raw(rounds=1)
+    raw["data"] = {"name": "csv", "options": {
+        "path": str(path), "format": "instruction", "instruction_column": "task",
+        "input_column": "context", "output_column": "answer"},
+        "partition": {"scheme": "iid"}}
+    raw["model"]["max_length"] = 64
+    r = wirelessfl.run(raw, output=None)
+    assert np.isfinite(r.metrics["perplexity"]).all()

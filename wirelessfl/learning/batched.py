@@ -234,18 +234,21 @@ def hidden_size(model: nn.Module) -> int:
 
 
 def clients_per_pass(model: nn.Module, batch_size: int, max_length: int,
-                     device: torch.device, cap: int | None) -> int:
+                     device: torch.device, cap: int | None, logits_width: int = 0) -> int:
     """How many clients train in one batched pass (at most ``cap``, at least 1).
 
     On a GPU: as many as fit a quarter of its memory (:func:`bytes_per_client`).
     On the CPU, where the cache and not the memory is the limit: as many whole
     client batches as fit both :data:`CPU_TOKENS_PER_PASS` tokens and
-    :data:`CPU_VALUES_PER_PASS` activation values.
+    :data:`CPU_VALUES_PER_PASS` activation values, an activation being as wide as
+    the widest of the hidden states and the logits (``logits_width``: a causal LM's
+    vocabulary, whose logits at every position dwarf its hidden states).
     """
     tokens = batch_size * max_length
     if device.type == "cpu":
+        width = max(hidden_size(model), logits_width)
         fit = max(1, min(CPU_TOKENS_PER_PASS // tokens,
-                         CPU_VALUES_PER_PASS // (tokens * hidden_size(model))))
+                         CPU_VALUES_PER_PASS // (tokens * width)))
     else:
         fit = max(1, device_memory_bytes(device) // 4
                   // bytes_per_client(model, batch_size, max_length))

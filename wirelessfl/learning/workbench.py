@@ -170,8 +170,9 @@ class Workbench:
             note = f"clients train one by one: {why}"
             logging.getLogger("wirelessfl").warning(note)
             return 1, note
+        logits = self.data.vocab_size if self.task.name == "causal_lm" else 0
         return clients_per_pass(self.model, sc.clients.batch_size, sc.model.max_length,
-                                self.device, sc.compute.max_batched_clients), None
+                                self.device, sc.compute.max_batched_clients, logits), None
 
     # ------------------------------------------------------------------ training
 
