@@ -12,6 +12,7 @@ from where later runs load in a fraction of a second. Nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -48,9 +49,15 @@ def locate(package: str, filename: str, key: str = "model.name") -> Path:
 
 
 def file_hash(path: Path) -> str:
-    """SHA-256 of a file, hex."""
+    """SHA-256 of a file, hex (computed once per process for a given size and time)."""
+    st = path.stat()
+    return _hash(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _hash(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

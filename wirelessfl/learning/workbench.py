@@ -164,15 +164,18 @@ class Workbench:
         if self.adapter != "lora":  # by design, not a failure: no warning
             return 1, f"clients train one by one: batched passes are written for LoRA, " \
                       f"not {self.adapter}"
+        logits = self.data.vocab_size if self.task.name == "causal_lm" else 0
+        fit = clients_per_pass(self.model, sc.clients.batch_size, sc.model.max_length,
+                               self.device, sc.compute.max_batched_clients, logits)
+        if fit == 1:  # one client per pass anyway: nothing to check
+            return 1, None
         why = probe(self.model, self.initial_state, self.data.input_ids,
                     self.data.attention_mask, forward=self.task.logits)
         if why:
             note = f"clients train one by one: {why}"
             logging.getLogger("wirelessfl").warning(note)
             return 1, note
-        logits = self.data.vocab_size if self.task.name == "causal_lm" else 0
-        return clients_per_pass(self.model, sc.clients.batch_size, sc.model.max_length,
-                                self.device, sc.compute.max_batched_clients, logits), None
+        return fit, None
 
     # ------------------------------------------------------------------ training
 
