@@ -539,3 +539,70 @@ def test_csv_instruction_records_train(tmp_path):
     raw["model"]["max_length"] = 64
     r = wirelessfl.run(raw, output=None)
     assert np.isfinite(r.metrics["perplexity"]).all()
+
+
+def write_arch_folder(path, arch: str) -> None:
+    """A tiny random causal LM of ``arch`` with the BPE tokenizer (no pad token)."""
+    import transformers
+
+    write_causal_folder(path, pad=False)  # the tokenizer (and a Llama we overwrite)
+    vocab = len(transformers.AutoTokenizer.from_pretrained(path)) + 8  # room, as real models
+    small = {"gpt2": dict(n_embd=32, n_layer=1, n_head=2, n_positions=64),
+             "opt": dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         ffn_dim=64, word_embed_proj_dim=32, max_position_embeddings=64),
+             "qwen2": dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           num_key_value_heads=1, intermediate_size=64),
+             "gemma": dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           num_key_value_heads=1, intermediate_size=64, head_dim=16)}[arch]
+    cfg = transformers.AutoConfig.for_model(arch, vocab_size=vocab, bos_token_id=1,
+                                            eos_token_id=2, **small)
+    torch.manual_seed(0)
+    for f in path.glob("model*.safetensors"):
+        f.unlink()
+    transformers.AutoModelForCausalLM.from_config(cfg).save_pretrained(path)
+
+
+@pytest.mark.parametrize(("arch", "targets"), [("gpt2", ["c_attn"]), ("opt", ["q_proj", "v_proj"]),
+                                               ("qwen2", ["q_proj", "v_proj"]),
+                                               ("gemma", ["q_proj", "v_proj"])])
+def test_causal_lm_folders_of_other_architectures_train(arch, targets, tmp_path):
+    """GPT-2 (Conv1D c_attn: trained one by one), OPT, Qwen2 (grouped keys), Gemma."""
+    folder = tmp_path / arch
+    write_arch_folder(folder, arch)
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps({"instruction": "Topic?", "input": f"team won {i}",
+                                          "output": "sport"}) for i in range(20)) + "\n")
+    raw = copy.deepcopy(TINY)
+    raw.update(rounds=1, model={"name": "hf", "options": {"path": str(folder)},
+                                "max_length": 24, "lora": {"rank": 2, "alpha": 4}},
+               data={"name": "jsonl", "options": {"path": str(data)},
+                     "partition": {"scheme": "iid"}})
+    r = wirelessfl.run(raw, output=None)
+    assert r.config["model"]["task"] == "causal_lm"
+    assert r.config["model"]["lora"]["target_modules"] == targets
+    assert np.isfinite(r.metrics["perplexity"]).all()
+
+
+def test_token_ids_beyond_the_models_embedding_are_one_line(tmp_path, capsys):
+    from wirelessfl.cli import main
+
+    folder = tmp_path / "m"
+    write_causal_folder(folder, pad=False)
+    cfg = json.loads((folder / "config.json").read_text())
+    import transformers
+
+    small = transformers.LlamaConfig(**{**cfg, "vocab_size": 10})  # fewer rows than tokens
+    transformers.LlamaForCausalLM(small).save_pretrained(folder)
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"instruction": "x", "output": "sport team"})
+                              for _ in range(10)) + "\n")
+    raw = copy.deepcopy(TINY)
+    raw.update(model={"name": "hf", "options": {"path": str(folder)}, "max_length": 16},
+               data={"name": "jsonl", "options": {"path": str(data)},
+                     "partition": {"scheme": "iid"}})
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()  # what the set-up printed
+    assert main(["run", str(p), "--out", str(tmp_path / "run"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: model.options:") and "embedding" in err and "\n" not in err

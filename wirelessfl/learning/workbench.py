@@ -100,6 +100,13 @@ class Workbench:
                             "seed": seeding.int_seed(sc.seed, "torch_init", 0),
                             "task": self.task.name}
         base = build_base(**self.base_recipe)
+        rows = base.get_input_embeddings().num_embeddings if hasattr(
+            base, "get_input_embeddings") else data.vocab_size
+        top = int(data.input_ids.max()) if data.input_ids.numel() else 0
+        if top >= rows:
+            raise ScenarioError("model.options", f"the data holds token id {top} but the "
+                                f"model's embedding has {rows} rows: its tokenizer and weights "
+                                "do not match")
         lora = sc.model.lora
         self.adapter = sc.model.adapter
         if self.adapter == "lora":
@@ -136,7 +143,7 @@ class Workbench:
         self._masks = {r: rank_grad_mask(self.model, self.sites, r)
                        for r in set(self.ranks.tolist()) if r < self.alloc_rank}
         self.step_flops = training_step_flops(self.model, sc.clients.batch_size,
-                                              sc.model.max_length, data.vocab_size,
+                                              sc.model.max_length, min(data.vocab_size, rows),
                                               self.device, self.task.logits)
         set_state(self.model, self.initial_state)
         self.clients_per_pass, self.batch_note = self._batching(sc)
