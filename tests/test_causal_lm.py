@@ -606,3 +606,15 @@ def test_token_ids_beyond_the_models_embedding_are_one_line(tmp_path, capsys):
     assert main(["run", str(p), "--out", str(tmp_path / "run"), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: model.options:") and "embedding" in err and "\n" not in err
+
+
+def test_prompt_ids_are_the_training_prompt():
+    from wirelessfl.learning.tokens import prompt_ids
+
+    data = InstructionData(["Say hi.", "Name a colour."], ["", "sky"], ["hi", "blue"])
+    tok = CharTokenizer()
+    out = tokenize_instructions(data, tok, length=400)
+    for i in range(2):
+        n = int(out.prompt_lengths[i])
+        assert prompt_ids(tok, data.instructions[i], data.inputs[i]) == \
+            out.input_ids[i, :n].tolist()

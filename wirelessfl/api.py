@@ -90,6 +90,14 @@ class Run:
                                   "(run with output=<folder>)")
         return load_global_model(self.path)
 
+    def tokenizer(self) -> Any:
+        """The run's tokenizer (a causal LM's pads with its end token when it has no pad
+        token), as training used it."""
+        from wirelessfl.build import model_tokenizer, resolve_model
+        from wirelessfl.scenario import parse_scenario
+
+        return model_tokenizer(resolve_model(parse_scenario(self.config)))
+
     def plot(self, y: str = "accuracy", x: str = "sim_time_s", ax: Any = None) -> Any:
         """``y`` against ``x`` from :attr:`metrics` (NaN rows skipped); a matplotlib Figure.
 

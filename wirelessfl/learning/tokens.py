@@ -76,6 +76,14 @@ def _pad(rows: list[list[int]], targets: list[list[int]], length: int, pad_id: i
     return ids, mask, tgt
 
 
+def prompt_ids(tokenizer, instruction: str, input_: str = "") -> list[int]:
+    """The token ids of an instruction's prompt exactly as training lays it out
+    (``BOS? head input tail``): what to give ``generate`` to ask the trained model."""
+    head, body, tail = alpaca_prompt(instruction, input_)
+    return _bos(tokenizer) + [t for piece in _pieces(tokenizer, [head, body, tail])
+                              for t in piece]
+
+
 def tokenize_instructions(data: InstructionData, tokenizer, length: int) -> TokenData:
     """Instruction records in the Alpaca template, scored on the response only.
 
