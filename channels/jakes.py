@@ -46,6 +46,10 @@ class JakesParams(BaseModel):
         return self.speed_mps * self.carrier_frequency_hz / SPEED_OF_LIGHT_M_S
 
 
+#: ``f_d tau`` at which the power correlation ``J0^2(2 pi f_d tau)`` is 1/2
+HALF_POWER_CORRELATION = 0.1792
+
+
 @register_channel("jakes")
 class JakesRayleigh(Channel):
     """Rayleigh fading that evolves continuously in time (sum of sinusoids).
@@ -54,7 +58,9 @@ class JakesRayleigh(Channel):
     arrival angles ``alpha_n`` and phases ``phi_n`` i.i.d. uniform on [0, 2 pi). Then
     ``E|h|^2 = 1`` and ``E[h(t) h*(t + tau)] = J0(2 pi f_d tau)`` exactly (Clarke's
     model); ``h`` tends to complex Gaussian as N grows. ``f_d = v f_c / c``. The
-    coherence time is ``0.423 / f_d`` (the 50 % correlation time, Rappaport).
+    coherence time is the rule of thumb ``0.423 / f_d`` (Rappaport's ``sqrt(9 / (16 pi))
+    / f_d``); the power gain's correlation ``J0^2(2 pi f_d tau)`` halves at
+    ``tau = 0.179 / f_d`` (:data:`HALF_POWER_CORRELATION`).
     """
 
     Params = JakesParams

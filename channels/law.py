@@ -170,3 +170,43 @@ def exponential_nodes(q: int = QUADRATURE_NODES) -> tuple[np.ndarray, np.ndarray
         x = -np.log1p(-u)
     tail = np.where(np.isfinite(x), (x + 1) * np.exp(-np.where(np.isfinite(x), x, 0.0)), 0.0)
     return q * (tail[:-1] - tail[1:]), np.full(q, 1.0 / q)
+
+
+def _bins(q: int) -> np.ndarray:
+    """Probabilities ``j / q``, j = 0..q."""
+    return np.arange(q + 1) / q
+
+
+def gamma_nodes(shape: float, scale: float, q: int = QUADRATURE_NODES
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact equal-probability bin means of a Gamma(shape, scale) law.
+
+    With ``F_a`` the Gamma(a, scale) CDF and ``x_j = F_shape^-1(j / q)``, the identity
+    ``x f_shape(x) = shape scale f_{shape+1}(x)`` gives bin j's conditional mean
+    ``q shape scale (F_{shape+1}(x_{j+1}) - F_{shape+1}(x_j))``; the bins' mean is
+    exactly ``shape scale``.
+    """
+    from scipy import stats
+
+    x = stats.gamma.ppf(_bins(q), shape, scale=scale)
+    upper = stats.gamma.cdf(x, shape + 1, scale=scale)
+    return q * shape * scale * np.diff(upper), np.full(q, 1.0 / q)
+
+
+def rician_nodes(k: float, q: int = QUADRATURE_NODES) -> tuple[np.ndarray, np.ndarray]:
+    """Exact equal-probability bin means of the unit-mean Rician power law (K-factor k).
+
+    ``y = 2 (k + 1) |h|^2`` is noncentral chi-square with 2 degrees of freedom and
+    noncentrality ``lam = 2 k``. With ``F_d`` its CDF at d degrees of freedom, the
+    identity ``y f_2(y) = 2 f_4(y) + lam f_6(y)`` gives bin j's conditional mean of y as
+    ``q (2 dF_4 + lam dF_6)`` over the bin; the bins' mean is exactly 1. ``k = 0`` is
+    the exponential law (:func:`exponential_nodes`).
+    """
+    if k <= 0:
+        return exponential_nodes(q)
+    from scipy import stats
+
+    lam = 2.0 * k
+    y = stats.ncx2.ppf(_bins(q), 2, lam)
+    part = 2 * np.diff(stats.ncx2.cdf(y, 4, lam)) + lam * np.diff(stats.ncx2.cdf(y, 6, lam))
+    return q * part / (2 * (k + 1)), np.full(q, 1.0 / q)

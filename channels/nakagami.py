@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from channels.base import register_channel
 from channels.block import BlockFading
+from channels.law import gamma_nodes
 
 
 class NakagamiParams(BaseModel):
@@ -20,6 +21,11 @@ class BlockNakagami(BlockFading):
     """Block Nakagami-m fading with unit mean power: ``|h|^2 ~ Gamma(m, 1/m)``."""
 
     Params = NakagamiParams
+
+    def marginal_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact equal-probability bin means of Gamma(m, 1/m) (mean exactly 1)."""
+        gains, probs = gamma_nodes(self.params.m, 1.0 / self.params.m)
+        return gains[None, :], probs[None, :]
 
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         m = self.params.m

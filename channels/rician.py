@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from channels.base import register_channel
 from channels.block import BlockFading
+from channels.law import rician_nodes
 
 
 class RicianParams(BaseModel):
@@ -38,6 +39,11 @@ class BlockRician(BlockFading):
     """
 
     Params = RicianParams
+
+    def marginal_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact equal-probability bin means of the Rician power law (mean exactly 1)."""
+        gains, probs = rician_nodes(self.params.k_linear)
+        return gains[None, :], probs[None, :]
 
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
         k = self.params.k_linear

@@ -90,3 +90,21 @@ def test_a_run_keeps_only_the_current_rounds_blocks(tiny_raw):
     ch = c.cell.channel
     blocks_played = summary["sim_time_s"] / ch.coherence_time_s
     assert blocks_played > 3 * ch._blocks.shape[0] and ch._first > 0
+
+
+def test_jakes_power_correlation_halves_at_0_179_over_the_doppler():
+    """0.423 / f_d is a rule of thumb; corr(|h(t)|^2, |h(t + tau)|^2) = J0^2(2 pi f_d tau)
+    is 1/2 at tau = 0.179 / f_d (measured on the model, many links)."""
+    from scipy.optimize import brentq
+    from scipy.special import j0
+
+    from channels.jakes import HALF_POWER_CORRELATION, JakesParams, JakesRayleigh
+
+    x = brentq(lambda u: j0(2 * np.pi * u) ** 2 - 0.5, 0.05, 0.3)
+    assert HALF_POWER_CORRELATION == pytest.approx(x, abs=1e-4)
+    ch = JakesRayleigh(JakesParams(max_doppler_hz=10.0))
+    ch.reset(20_000, np.random.default_rng(0))
+    tau = HALF_POWER_CORRELATION / 10.0
+    g = ch.gains(np.array([0.3, 0.3 + tau]))
+    assert np.corrcoef(g[:, 0], g[:, 1])[0, 1] == pytest.approx(0.5, abs=0.03)
+    assert ch.coherence_time_s == pytest.approx(0.423 / 10.0)

@@ -84,3 +84,43 @@ def test_auto_los_draws_states_with_the_table_probability_and_std():
     g = m.gain_db(d)
     assert np.allclose(g[~nl], -m.loss_los_db(d[~nl]) + m.shadow_db[~nl])
     assert np.allclose(g[nl], -m.loss_nlos_db(d[nl]) + m.shadow_db[nl])
+
+
+def test_uma_tall_uts_draw_their_effective_environment_height():
+    """Table 7.4.1-1 note 1: h_E = 1 m with probability 1 / (1 + C), else uniform on
+    {12, 15, ..., h_UT - 1.5}; the breakpoint (and the LOS loss beyond it) follows."""
+    h_ut = 22.5
+    m = UMa(TR38901Params(ut_height_m=h_ut, los="los", shadowing=False))
+    d = np.full(200_000, 300.0)
+    m.draw(d, np.random.default_rng(1))
+    g = 1.25 * (300 / 100) ** 3 * math.exp(-300 / 150)
+    c = ((h_ut - 13) / 10) ** 1.5 * g
+    assert (m.h_e == 1.0).mean() == pytest.approx(1 / (1 + c), abs=0.005)
+    tall = m.h_e[m.h_e != 1.0]
+    assert sorted(np.unique(tall).tolist()) == [12.0, 15.0, 18.0, 21.0]
+    assert np.bincount((tall - 12).astype(int) // 3) / len(tall) == pytest.approx(
+        [0.25] * 4, abs=0.01)
+    for h_e in (1.0, 12.0, 21.0):  # each link's loss with its own breakpoint, by hand
+        i = int(np.flatnonzero(m.h_e == h_e)[0])
+        d3 = math.hypot(300.0, 25.0 - h_ut)
+        d_bp = 4 * (25 - h_e) * (h_ut - h_e) * 3.5e9 / C
+        want = (28.0 + 22 * math.log10(d3) + 20 * math.log10(3.5) if 300.0 <= d_bp else
+                28.0 + 40 * math.log10(d3) + 20 * math.log10(3.5)
+                - 9 * math.log10(d_bp**2 + (25 - h_ut) ** 2))
+        assert m.loss_db(d)[i] == pytest.approx(want, abs=1e-9)
+    # within 18 m C = 0: every link keeps 1 m
+    m.draw(np.full(1000, 15.0), np.random.default_rng(2))
+    assert (m.h_e == 1.0).all()
+
+
+def test_short_uts_draw_nothing_more():
+    """Under 13 m h_E = 1 m: the LOS and shadowing draws are what they always were."""
+    a = UMa(TR38901Params(ut_height_m=1.5))
+    d = np.random.default_rng(3).uniform(20, 2000, 500)
+    rng = np.random.default_rng(4)
+    a.draw(d, rng)
+    after = rng.random()
+    rng2 = np.random.default_rng(4)
+    los = rng2.random(d.shape) < a.los_probability(d)
+    rng2.standard_normal(d.shape)
+    assert (a.los_state == los).all() and rng2.random() == after and a.h_e is None

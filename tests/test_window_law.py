@@ -100,3 +100,31 @@ def test_planning_is_unbiased_and_first_block_planning_is_not():
 
     assert abs(np.mean(good["latency_s"] / good["planned_s"]) - 1) < 0.03
     assert spread(good) < 0.1 < 0.3 < spread(bad)
+
+
+@pytest.mark.parametrize("k_db", [-3.0, 0.0, 5.0, 12.0])
+def test_rician_planning_nodes_are_exact_bin_means_with_mean_one(k_db):
+    from channels.law import rician_nodes
+    from channels.rician import BlockRician, RicianParams
+
+    k = 10 ** (k_db / 10)
+    g, p = rician_nodes(k)
+    assert float((g * p).sum()) == pytest.approx(1.0, abs=1e-12)  # the sample gave 0.9968
+    assert np.all(np.diff(g) > 0)
+    draws = BlockRician(RicianParams(k_factor=k)).draw(np.random.default_rng(7), 40_000, 25)
+    mc = np.sort(draws.ravel()).reshape(len(g), -1).mean(axis=1)  # 1e6 draws, 16 bins
+    assert g == pytest.approx(mc, rel=0.01, abs=0.003)
+    assert BlockRician(RicianParams(k_factor=k)).marginal_nodes()[0][0] == pytest.approx(g)
+
+
+def test_gamma_planning_nodes_reduce_to_the_exponential_law_and_match_draws():
+    from channels.law import exponential_nodes, gamma_nodes
+    from channels.nakagami import BlockNakagami, NakagamiParams
+
+    assert gamma_nodes(1.0, 1.0)[0] == pytest.approx(exponential_nodes()[0], abs=1e-12)
+    for m in (0.5, 2.0, 5.0):
+        g, p = gamma_nodes(m, 1 / m)
+        assert float((g * p).sum()) == pytest.approx(1.0, abs=1e-12)
+        draws = BlockNakagami(NakagamiParams(m=m)).draw(np.random.default_rng(8), 40_000, 25)
+        mc = np.sort(draws.ravel()).reshape(len(g), -1).mean(axis=1)
+        assert g == pytest.approx(mc, rel=0.01, abs=0.003)
