@@ -117,6 +117,19 @@ def test_client_training_on_ray_actors_is_byte_identical(local_ray, tmp_path, ag
     assert ray.is_initialized()  # the fixture's Ray is reused, not shut down
 
 
+def test_ray_actors_give_the_sequential_numbers_with_dropout(local_ray):
+    """Groups of 2 spread over 2 actors, the models' dropout on: the numbers of clients
+    trained one by one in this process (tests/test_same_numbers.py)."""
+    import wirelessfl
+    from tests.test_same_numbers import same_numbers, scenario
+
+    raw = scenario("fedit")
+    ref = wirelessfl.run(raw, output=None, compute__batch_clients=False)
+    remote = wirelessfl.run(raw, output=None, compute__max_batched_clients=2,
+                            set={"compute.backend": "ray", "compute.ray_actors": 2})
+    same_numbers(ref, remote, 30)
+
+
 def test_missing_extra_and_bad_address_are_one_line(tmp_path, capsys, monkeypatch):
     import sys
 

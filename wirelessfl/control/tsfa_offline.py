@@ -152,8 +152,7 @@ def pilot_jobs(seed: int, clients: list[int], start: State) -> list[TrainJob]:
     """The pilot's local training of ``clients`` from ``start``, on streams of its own
     (the controller's, not any round's)."""
     return [TrainJob(k, start, seeding.seed_sequence(seed, "controller", 2, k),
-                     seeding.int_seed(seed, "controller", 3, k),
-                     seeding.int_seed(seed, "controller", 3, k)) for k in clients]
+                     seeding.seed_sequence(seed, "controller", 3, k)) for k in clients]
 
 
 def run_pilot(pilot: Any, ranks: list[int], lambdas: list[float], n_clients: int,

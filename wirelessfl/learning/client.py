@@ -22,6 +22,7 @@ from wirelessfl import seeding
 from wirelessfl.learning.adapter import State, get_state, parameters_by_name, set_state
 from wirelessfl.learning.batched import client_tensors, stacked_forward
 from wirelessfl.learning.data import TokenData
+from wirelessfl.learning.streams import client_dropout, step_generator
 from wirelessfl.learning.tasks import Classification, Task
 
 # ``penalty(tensors) -> Tensor``: a loss term on the trainable tensors by name; with a
@@ -41,10 +42,10 @@ class TrainJob:
     batch_seed : numpy SeedSequence
         Seeds the stream its mini-batches are drawn from (a job can be trained again
         with the same batches).
-    torch_seed : int
-        Seeds the dropout masks when the client trains alone.
-    group_seed : int
-        Seeds the dropout masks of a batched group this job is the first of.
+    mask_seed : numpy SeedSequence
+        Keys its dropout streams: local step s draws its masks from
+        ``step_generator(mask_seed, s)``, alone or in a group
+        (:mod:`wirelessfl.learning.streams`).
     rank : int or None
         Its LoRA rank; ranks ``>= rank`` get no gradient. None: all.
     """
@@ -52,16 +53,15 @@ class TrainJob:
     client: int
     start: State
     batch_seed: np.random.SeedSequence
-    torch_seed: int
-    group_seed: int
+    mask_seed: np.random.SeedSequence
     rank: int | None = None
 
 
 def round_job(seed: int, client: int, round_: int, start: State, rank: int | None) -> TrainJob:
-    """Client ``client``'s local round ``round_``, its streams keyed by (client, round)."""
+    """Client ``client``'s local round ``round_``, its streams keyed by (client, round)
+    (and the dropout's by local step)."""
     return TrainJob(client, start, seeding.seed_sequence(seed, "client", client, round_),
-                    seeding.int_seed(seed, "client", client, round_, 1),
-                    seeding.int_seed(seed, "client", client, round_, 3), rank)
+                    seeding.seed_sequence(seed, "client", client, round_, 1), rank)
 
 
 @dataclass
@@ -161,11 +161,14 @@ class LocalTrainer:
         opt = torch.optim.AdamW(self.params, lr=self.lr, weight_decay=self.weight_decay)
         losses = []
         devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(job.torch_seed)  # dropout masks: a stream per (client, round)
-            for idx in self.batches(shard, np.random.default_rng(job.batch_seed)):
+        with torch.random.fork_rng(devices=devices):  # the caller's streams stay untouched
+            torch.manual_seed(0)
+            for step, idx in enumerate(self.batches(shard,
+                                                    np.random.default_rng(job.batch_seed))):
                 i = torch.as_tensor(idx, device=self.device)
-                logits = self.task.logits(self.model, self.ids[i], self.mask[i])
+                with client_dropout([step_generator(job.mask_seed, step)], [len(idx)],
+                                    len(idx)):
+                    logits = self.task.logits(self.model, self.ids[i], self.mask[i])
                 loss = self.task.loss(logits, self.labels[i])
                 total = loss + reg(tensors) if reg else loss
                 opt.zero_grad(set_to_none=True)
@@ -187,9 +190,9 @@ class LocalTrainer:
         shard smaller than the batch) is padded with copies of its first example at
         loss weight zero. The loss is ``sum_k (mean CE_k + penalty_k)``, so every
         client's stacked tensors get that client's own gradient; one AdamW over the
-        stacked tensors is each client's own AdamW. Dropout masks come from the first
-        job's ``group_seed`` (one stream for the group), so with dropout > 0 the
-        masks, though reproducible, are not the sequential path's.
+        stacked tensors is each client's own AdamW. Each client's rows get the dropout
+        masks of its own stream (:mod:`wirelessfl.learning.streams`), the masks
+        :meth:`train` draws for it.
         """
         k = len(jobs)
         reg = regularizer if regularizer is not None else self.regularizer
@@ -207,14 +210,16 @@ class LocalTrainer:
         self.model.train()
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices), stacked_forward(self.model, tensors, k):
-            torch.manual_seed(jobs[0].group_seed)
+            torch.manual_seed(0)
             for step in range(self.local_steps):
                 rows = [p[step] for p in plans]
                 width = max(len(r) for r in rows)
                 idx = np.concatenate([np.concatenate([r, np.full(width - len(r), r[0])])
                                       for r in rows])
                 i = torch.as_tensor(idx, device=self.device)
-                logits = self.task.logits(self.model, self.ids[i], self.mask[i])
+                gens = [step_generator(j.mask_seed, step) for j in jobs]
+                with client_dropout(gens, [len(r) for r in rows], width):
+                    logits = self.task.logits(self.model, self.ids[i], self.mask[i])
                 loss = self.task.client_losses(logits, self.labels[i], [len(r) for r in rows],
                                                width)
                 total = loss.sum() + reg(tensors).sum() if reg else loss.sum()

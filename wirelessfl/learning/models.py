@@ -404,9 +404,25 @@ def build_base(name: str, num_labels: int, vocab_size: int, max_length: int, poo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if task == "causal_lm":
-            return source.causal_lm(vocab_size, max_length)
-        encoder = source.encoder(vocab_size, max_length)
+            return eager_attention_if_dropout(source.causal_lm(vocab_size, max_length))
+        encoder = eager_attention_if_dropout(source.encoder(vocab_size, max_length))
         return SequenceClassifier(encoder, encoder.config.hidden_size, num_labels, pooling)
+
+
+def eager_attention_if_dropout(model: nn.Module) -> nn.Module:
+    """``model`` with the eager attention implementation when its attention has dropout.
+
+    A fused attention kernel draws its dropout inside, from the global generator;
+    eager attention calls ``torch.nn.functional.dropout``, which training routes to
+    each client's own streams (:mod:`wirelessfl.learning.streams`). Without attention
+    dropout the model keeps its implementation.
+    """
+    cfg = getattr(model, "config", None)
+    p = max(float(getattr(cfg, "attention_probs_dropout_prob", 0.0) or 0.0),
+            float(getattr(cfg, "attention_dropout", 0.0) or 0.0))
+    if p > 0 and hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    return model
 
 
 def wrap_lora(base: nn.Module, rank: int, alpha: float, dropout: float,
