@@ -170,7 +170,10 @@ def test_a_run_with_batching_matches_one_without(tmp_path):
 
 
 def test_minilm_batches_exactly_with_its_own_dropout():
-    """The pretrained encoder (hidden and attention dropout 0.1) and LoRA dropout 0.1."""
+    """The pretrained encoder (hidden and attention dropout 0.1) and LoRA dropout 0.1:
+    train losses to 1e-5; adapter values to 2 % of an AdamW step (at most about the
+    learning rate) per local step, since a value whose gradient is near zero turns float
+    rounding into a sizeable normalised step."""
     c = build("fedit", "soft", ranks=[2, 4, 4], cap=3, samples=60, lambda_orth=0.2,
               model={"name": "minilm-l6", "max_length": 12})
     bench = c.bench
@@ -178,7 +181,10 @@ def test_minilm_batches_exactly_with_its_own_dropout():
     jobs = jobs_of(c)
     seq = [bench.train_one(j) for j in jobs]
     bat = bench.train_group(jobs)
-    assert_same_updates(seq, bat, tol=2e-5)
+    lr, steps = c.scenario.clients.learning_rate, c.scenario.clients.local_steps
+    assert_same_updates(seq, bat, tol=0.02 * lr * steps)
+    for a, b in zip(seq, bat, strict=True):
+        assert b.train_loss == pytest.approx(a.train_loss, rel=1e-5)
 
 
 @pytest.mark.slow

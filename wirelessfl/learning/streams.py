@@ -6,9 +6,9 @@ active, that function draws the masks of a batch that holds K clients' rows (cli
 by client) from K generators, one per client, each for that client's real rows only:
 client k's masks at local step s come from its stream keyed by (client, round, step),
 so they are the same whether k trains alone, in a group of any size, on another
-process or on a GPU (the masks are drawn on the CPU and moved). Padding rows of a
-stacked batch get no draw and no mask (they are scored 0). Outside the context,
-dropout is torch's own.
+process or on a GPU (the masks are drawn on the CPU, by numpy's PCG64, and moved).
+Padding rows of a stacked batch get no draw and no mask (they are scored 0). Outside
+the context, dropout is torch's own.
 
 Attention dropout computed inside a fused kernel (PyTorch's
 ``scaled_dot_product_attention``) does not go through that function; models with
@@ -28,10 +28,14 @@ import torch.nn.functional as F
 _TORCH_DROPOUT = F.dropout
 
 
-def step_generator(key: np.random.SeedSequence, step: int) -> torch.Generator:
-    """A CPU generator for local step ``step`` of the stream ``key`` (client, round)."""
-    child = np.random.SeedSequence(key.entropy, spawn_key=(*key.spawn_key, step))
-    return torch.Generator().manual_seed(int(child.generate_state(1, np.uint64)[0] >> 1))
+def step_generator(key: np.random.SeedSequence, step: int) -> np.random.Generator:
+    """The generator of local step ``step`` of the stream ``key`` (client, round).
+
+    numpy's PCG64: it draws a mask 2.3x faster than torch's CPU generator (measured,
+    docs/decisions.md).
+    """
+    return np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(key.entropy, spawn_key=(*key.spawn_key, step))))
 
 
 class ClientDropout:
@@ -39,7 +43,7 @@ class ClientDropout:
 
     Parameters
     ----------
-    generators : sequence of torch.Generator
+    generators : sequence of numpy Generator
         One per client, in batch order.
     rows : sequence of int
         Each client's real rows; every client holds ``width`` rows in the batch
@@ -48,7 +52,7 @@ class ClientDropout:
         Rows per client in the batch.
     """
 
-    def __init__(self, generators: Sequence[torch.Generator], rows: Sequence[int],
+    def __init__(self, generators: Sequence[np.random.Generator], rows: Sequence[int],
                  width: int) -> None:
         self.generators, self.rows, self.width = list(generators), list(rows), width
 
@@ -62,15 +66,16 @@ class ClientDropout:
             raise RuntimeError(f"dropout got a leading size {lead} for {k} clients of "
                                f"{self.width} rows")
         per_row = lead // (k * self.width)
-        keep = torch.zeros((k, self.width * per_row, *input.shape[1:]), dtype=input.dtype)
+        rest = tuple(input.shape[1:])
+        keep = np.zeros((k, self.width * per_row, *rest), dtype=np.float32)
         for i, (g, r) in enumerate(zip(self.generators, self.rows, strict=True)):
-            keep[i, : r * per_row].bernoulli_(1.0 - p, generator=g)
-        mask = keep.reshape(input.shape).to(input.device, non_blocking=True)
+            keep[i, : r * per_row] = g.random((r * per_row, *rest), dtype=np.float32) < 1.0 - p
+        mask = torch.from_numpy(keep).reshape(input.shape).to(input.device, input.dtype)
         return input * mask * (1.0 / (1.0 - p))
 
 
 @contextlib.contextmanager
-def client_dropout(generators: Sequence[torch.Generator], rows: Sequence[int],
+def client_dropout(generators: Sequence[np.random.Generator], rows: Sequence[int],
                    width: int) -> Iterator[None]:
     """Within the block, every dropout draws from the clients' own generators."""
     F.dropout = ClientDropout(generators, rows, width)
