@@ -28,6 +28,7 @@ test-all: $(STAMP)  ## the import layers and every test, the slow end-to-end one
 bench: $(STAMP)  ## benchmarks -> results/bench/
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_training.py
+	$(PY) scripts/bench_same_numbers.py
 	$(PY) scripts/bench_scale.py
 	$(PY) scripts/bench_ray.py
 

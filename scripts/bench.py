@@ -183,9 +183,10 @@ def channel_throughput(n_links: int = 1000, n_blocks: int = 1000,
     from channels.base import CHANNELS
 
     params = {"rician": {"k_factor_db": 6.0}, "nakagami": {"m": 2.0},
-              "jakes": {"max_doppler_hz": 50.0}}
+              "jakes": {"max_doppler_hz": 50.0},
+              "tdl": {"max_doppler_hz": 50.0, "profile": "C", "delay_spread_s": 300e-9}}
     out = {}
-    for name in ("rayleigh", "rician", "nakagami", "jakes", "awgn"):
+    for name in ("rayleigh", "rician", "nakagami", "jakes", "tdl", "awgn"):
         best = float("inf")
         for r in range(repeats):
             ch = CHANNELS.get(name).from_dict(params.get(name, {}))
@@ -200,6 +201,9 @@ def channel_throughput(n_links: int = 1000, n_blocks: int = 1000,
                      "gains_per_s": round(n_links * n_blocks / best, 1)}
         print(f"channel {name}: {n_links}x{n_blocks} gains in {best * 1e3:.1f} ms "
               f"({n_links * n_blocks / best / 1e6:.1f} M/s)")
+    # TDL-C (24 taps, 64 subcarriers) against Jakes (one tap), both 64 sinusoids a link
+    out["tdl_over_jakes"] = round(out["tdl"]["seconds"] / out["jakes"]["seconds"], 3)
+    print(f"channel tdl / jakes time: {out['tdl_over_jakes']}")
     return out
 
 

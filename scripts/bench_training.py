@@ -4,7 +4,10 @@ For each model (tiny-bert, MiniLM) and client count (10, 100), the same clients 
 from the same start state with the same batches twice per repeat, interleaved: one
 after another (``compute.batch_clients: false``, the reference path) and together
 in groups of the default size (``clients_per_pass``, see
-``wirelessfl.learning.batched``). The best of the repeats is kept. Thread counts:
+``wirelessfl.learning.batched``). A third timing measures what per-client dropout
+masks cost: the stacked path again with torch's own dropout (one global stream for
+the whole group, as before per-client streams; ``mask_cost`` is the ratio of the two
+times). The best of the repeats is kept. Thread counts:
 torch's default and 1. Writes ``results/bench/training.json``; on a machine with a
 GPU the same cases also run there (``device: cuda``).
 
@@ -15,6 +18,7 @@ Usage: python scripts/bench_training.py [--models tiny-bert,minilm-l6]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
@@ -23,6 +27,7 @@ from pathlib import Path
 import torch
 
 from wirelessfl.build import build_components
+from wirelessfl.learning import client
 from wirelessfl.learning.client import round_job
 from wirelessfl.scenario import parse_scenario
 
@@ -71,10 +76,20 @@ def case(model: str, clients: int, device: str, repeats: int) -> dict:
             group = js[i : i + per_pass]
             bench.trainer.train_many(group, [bench.shards.train[j.client] for j in group])
 
-    best = {"sequential": float("inf"), "batched": float("inf")}
+    def batched_torch_masks() -> None:  # the stacked path with torch's own dropout
+        own = client.client_dropout
+        client.client_dropout = lambda *a, **k: contextlib.nullcontext()
+        try:
+            batched()
+        finally:
+            client.client_dropout = own
+
+    paths = (("sequential", sequential), ("batched", batched),
+             ("batched_torch_masks", batched_torch_masks))
+    best = {name: float("inf") for name, _ in paths}
     batched()  # warm-up (first-touch allocations, kernels)
     for _ in range(repeats):
-        for name, fn in (("sequential", sequential), ("batched", batched)):
+        for name, fn in paths:
             sync()
             t0 = time.perf_counter()
             fn()
@@ -86,10 +101,12 @@ def case(model: str, clients: int, device: str, repeats: int) -> dict:
            "threads": torch.get_num_threads(), "device": str(bench.device),
            **{f"{k}_s": round(v, 4) for k, v in best.items()},
            **{f"{k}_steps_per_s": round(steps / v, 2) for k, v in best.items()},
-           "speedup": round(best["sequential"] / best["batched"], 3)}
+           "speedup": round(best["sequential"] / best["batched"], 3),
+           "mask_cost": round(best["batched"] / best["batched_torch_masks"], 3)}
     print(f"{model} {clients} clients, {out['threads']} threads, {out['device']}: "
           f"sequential {out['sequential_steps_per_s']} steps/s, batched "
-          f"{out['batched_steps_per_s']} ({per_pass} per pass): x{out['speedup']}",
+          f"{out['batched_steps_per_s']} ({per_pass} per pass): x{out['speedup']}; "
+          f"per-client masks cost x{out['mask_cost']}",
           flush=True)
     return out
 

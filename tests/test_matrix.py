@@ -45,7 +45,7 @@ BASE = {
 }
 
 # options a plug-in cannot run without (its parameters have no usable default)
-NEEDS = {"jakes": {"max_doppler_hz": 20.0}}
+NEEDS = {"jakes": {"max_doppler_hz": 20.0}, "tdl": {"max_doppler_hz": 20.0}}
 
 METHODS = list(itertools.product(AGGREGATORS, COMPRESSORS, CONTROLLERS))
 MODELS = {"tiny-bert": {"name": "tiny-bert", "max_length": 8},

@@ -50,8 +50,11 @@ def _non_finite(value: Any, path: str = "") -> str | None:
 
 
 def resolve(registry: Registry, key: str, name: str, options: dict[str, Any],
-            options_key: str) -> Any:
+            options_key: str, defaults: dict[str, Any] | None = None) -> Any:
     """Instantiate the plug-in ``name`` of ``registry`` with validated ``options``.
+
+    ``defaults`` fill the options the plug-in's ``Params`` declares and the scenario
+    leaves unset (the scenario's uplink bandwidth for a wideband channel, say).
 
     Raises
     ------
@@ -64,6 +67,9 @@ def resolve(registry: Registry, key: str, name: str, options: dict[str, Any],
         detail = f" ({err.detail})" if err.detail else ""
         raise PluginError(key, f"unknown {registry.kind} {name!r}{detail}; available: "
                                f"{', '.join(err.available)}") from None
+    fields = getattr(cls.Params, "model_fields", {})
+    given = {k: v for k, v in (defaults or {}).items() if k in fields}
+    options = {**given, **{k: v for k, v in options.items() if v is not None or k not in given}}
     bad = _non_finite(options)
     if bad is not None:
         raise PluginError(f"{options_key}.{bad}" if bad else options_key,
@@ -119,7 +125,8 @@ def client_ranks(sc: Scenario) -> list[int]:
 def build_cell(sc: Scenario) -> Cell:
     """Place the clients, draw their shadowing and reset their fading channel."""
     fading = resolve(CHANNELS, "channel.fading.model", sc.channel.fading.model,
-                     sc.channel.fading.params, "channel.fading")
+                     sc.channel.fading.params, "channel.fading",
+                     {"bandwidth_hz": sc.radio.uplink_bandwidth_hz})
     pathloss = resolve(PATHLOSS, "channel.pathloss.model", sc.channel.pathloss.model,
                        sc.channel.pathloss.params, "channel.pathloss")
     pl = sc.clients.placement
