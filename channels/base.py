@@ -61,6 +61,7 @@ class Channel(ABC):
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
     coherence_time_s: float = float("inf")
+    subbands: int = 1
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -91,6 +92,20 @@ class Channel(ABC):
             Linear power gains (dimensionless).
         """
 
+    def subband_gains(self, times_s: np.ndarray) -> np.ndarray:
+        """Power gains of the band's ``subbands`` equal-weight sub-bands.
+
+        A client given bandwidth ``b`` spread over the band transmits at
+        ``mean_q b log2(1 + c g_q / b)``: the timeline, the planners and the
+        controllers all use that rate. Flat models have one sub-band, the band gain.
+
+        Returns
+        -------
+        ndarray, shape (n_links, n_times, Q)
+            Linear power gains; their mean over Q is :meth:`gains`.
+        """
+        return np.asarray(self.gains(times_s), dtype=float)[..., None]
+
     @property
     def hold_interval_s(self) -> float:
         """Interval over which the simulator may hold the gain constant, seconds.
@@ -114,7 +129,10 @@ class Channel(ABC):
             probe = type(self)(self.params)
             probe.reset(256, np.random.default_rng(20_240_601))
             step = 3 * self.coherence_time_s if np.isfinite(self.coherence_time_s) else 1.0
-            samples = probe.gains(np.arange(64) * step).ravel()
+            times = np.arange(64) * step
+            # a sub-band chosen at random: the law of each sub-band's rate term
+            samples = (probe.gains(times) if self.subbands == 1
+                       else probe.subband_gains(times)).ravel()
             self._marginal = tuple(a[None, :] for a in equal_probability_nodes(samples))
         return self._marginal
 
@@ -129,12 +147,14 @@ class Channel(ABC):
 
         Parameters
         ----------
-        gain : ndarray, shape (n_links,)
-            The measured power gains.
+        gain : ndarray, shape (n_links,) or (n_links, Q)
+            The measured power gains (per sub-band for a model with ``subbands > 1``).
         known_at_s, from_s : float
             When the gain was measured, and the start of the window (``>= known_at_s``).
         """
         g = np.asarray(gain, dtype=float)
+        if g.ndim == 2 and g.shape[1] == 1:
+            g = g[:, 0]
         if not np.isfinite(self.coherence_time_s):
             return WindowLaw.known(g)
         block = int(self.block_index(np.array([known_at_s]))[0])

@@ -106,9 +106,14 @@ class WindowLaw:
 
     @staticmethod
     def known(gain: np.ndarray) -> WindowLaw:
-        """The gain holds for ever (time-invariant channel, or the planner trusts it)."""
-        g = np.asarray(gain, dtype=float)[:, None]
-        return WindowLaw(g, np.ones_like(g), np.full_like(g, -np.inf), np.full_like(g, np.inf))
+        """The gain holds for ever (time-invariant channel, or the planner trusts it).
+
+        ``gain`` of shape (n,), or (n, Q) for Q equal-weight sub-bands (Q nodes of
+        probability 1/Q: the mean of the sub-bands' rates).
+        """
+        g = _as_nodes(gain)
+        return WindowLaw(g, np.full_like(g, 1.0 / g.shape[1]), np.full_like(g, -np.inf),
+                         np.full_like(g, np.inf))
 
     @staticmethod
     def stationary(n: int, gains: np.ndarray, probs: np.ndarray, from_s: float) -> WindowLaw:
@@ -126,14 +131,24 @@ class WindowLaw:
     @staticmethod
     def block(gain: np.ndarray, known_until_s: np.ndarray, gains: np.ndarray,
               probs: np.ndarray) -> WindowLaw:
-        """The known gain until ``known_until_s``, then i.i.d. draws of the stationary law."""
-        g = np.asarray(gain, dtype=float)
-        until = np.broadcast_to(np.asarray(known_until_s, dtype=float), g.shape)
-        now = WindowLaw(g[:, None], np.ones((len(g), 1)), np.full((len(g), 1), -np.inf),
-                        until[:, None].copy())
-        rest = WindowLaw.stationary(len(g), gains, probs, 0.0)
+        """The known gain until ``known_until_s``, then i.i.d. draws of the stationary law.
+
+        ``gain`` of shape (n,), or (n, Q) for Q equal-weight sub-bands.
+        """
+        g = _as_nodes(gain)
+        n = g.shape[0]
+        until = np.broadcast_to(np.asarray(known_until_s, dtype=float), (n,))
+        now = WindowLaw(g, np.full_like(g, 1.0 / g.shape[1]), np.full_like(g, -np.inf),
+                        np.broadcast_to(until[:, None], g.shape).copy())
+        rest = WindowLaw.stationary(n, gains, probs, 0.0)
         rest.start_s = np.broadcast_to(until[:, None], rest.gains.shape).copy()
         return WindowLaw.concat([now, rest])
+
+
+def _as_nodes(gain: np.ndarray) -> np.ndarray:
+    """Known gains as nodes, shape (n, Q): a (n,) vector is one node per link."""
+    g = np.asarray(gain, dtype=float)
+    return g[:, None] if g.ndim == 1 else g
 
 
 def equal_probability_nodes(samples: np.ndarray, q: int = QUADRATURE_NODES

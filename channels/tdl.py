@@ -164,6 +164,7 @@ class TDL(Channel):
         p = self.params
         self.f_d = p.doppler_hz
         self.coherence_time_s = 0.423 / self.f_d
+        self.subbands = p.subbands
         self.delays_s, self.powers, self.los = delay_profile(p.profile, p.delay_spread_s)
         band = p.bandwidth_hz if p.bandwidth_hz is not None else 20e6
         #: subcarrier offsets from the carrier, Hz, shape (F,)

@@ -152,7 +152,8 @@ class RoundLoop:
         cell.move_to(t_now)
         # nothing earlier than this round's CSI is asked again
         cell.channel.forget_before(t_now - cell.csi_delay_s)
-        fading_all = cell.estimated_fading(t_now)  # once a round: the CSI stream is shared
+        csi_all = cell.estimated_csi(t_now)  # once a round: the CSI stream is shared
+        fading_all = csi_all.mean(axis=1)  # the band's mean gain, (K,)
         view = SelectionView(t, len(cell.distance_m), s.n_selected,
                              np.asarray(cell.gain_db, dtype=float), fading_all)
         sel = select(self.selector, view, sampling)
@@ -166,7 +167,7 @@ class RoundLoop:
         compute_s, fading = self.sizes.compute_s[sel], fading_all[sel]
         faulty = np.array([not u.finite for u in updates], dtype=bool)
         c_large = cell.uplink_c_hz(sel)
-        uplink = UplinkModel(c_large, cell.uplink_law(sel, t_now, fading))
+        uplink = UplinkModel(c_large, cell.uplink_law(sel, t_now, csi_all[sel]))
         ctx = RoundContext(t, sel, cell.uplink_c_hz(sel, fading), dl_plan, compute_s,
                            self.sizes.full_bits[sel], self.sizes.ranks[sel], s.bandwidth_hz,
                            s.latency_budget_s, queue_s,

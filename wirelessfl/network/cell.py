@@ -82,36 +82,47 @@ class Cell:
         """Small-scale gains of all K links at time ``t_s``, shape (K,)."""
         return self.channel.gains(np.array([t_s]))[:, 0]
 
-    def estimated_fading(self, t_s: float) -> np.ndarray:
-        """The CSI the base station holds at ``t_s``, shape (K,).
+    def subband_fading_at(self, t_s: float) -> np.ndarray:
+        """Sub-band gains of all K links at ``t_s``, shape (K, Q) (Q = 1: flat)."""
+        return self.channel.subband_gains(np.array([t_s]))[:, 0, :]
 
-        The true gain ``csi_delay_s`` earlier (outdated CSI), times a log-normal
-        estimation error ``10^(e / 10)``, ``e ~ N(0, csi_error_std_db^2)``. With
-        statistical CSI, the mean gain 1 (the controller knows the large-scale gain
-        only). The error draw is taken in every mode, so the CSI stream does not
-        depend on the mode.
+    def estimated_csi(self, t_s: float) -> np.ndarray:
+        """The CSI the base station holds at ``t_s``, per sub-band, shape (K, Q).
+
+        The true gains ``csi_delay_s`` earlier (outdated CSI), times a log-normal
+        estimation error ``10^(e / 10)``, ``e ~ N(0, csi_error_std_db^2)``, one per link
+        (a sub-band's estimate shares its link's error). With statistical CSI, the mean
+        gain 1 (the controller knows the large-scale gain only). The error draw is
+        taken in every mode, so the CSI stream does not depend on the mode.
         """
-        g = self.fading_at(max(t_s - self.csi_delay_s, 0.0))
+        g = self.subband_fading_at(max(t_s - self.csi_delay_s, 0.0))
         if self.csi_error_std_db > 0:
             rng = self.csi_rng if self.csi_rng is not None else np.random.default_rng(0)
-            g = g * 10 ** (rng.standard_normal(g.shape) * self.csi_error_std_db / 10)
+            g = g * 10 ** (rng.standard_normal(len(g)) * self.csi_error_std_db / 10)[:, None]
         if self.csi_kind == "statistical":
-            return np.ones(len(self.distance_m))
+            return np.ones((len(self.distance_m), 1))
         return g
+
+    def estimated_fading(self, t_s: float) -> np.ndarray:
+        """The band's mean gain in :meth:`estimated_csi`, shape (K,)."""
+        return self.estimated_csi(t_s).mean(axis=1)
 
     def uplink_law(self, links: np.ndarray, t_s: float, estimate: np.ndarray) -> WindowLaw:
         """The planner's law of the selected links' gains from ``t_s`` on, times from ``t_s``.
 
-        ``estimate`` is :meth:`estimated_fading` at ``t_s`` for these links (measured
-        ``csi_delay_s`` earlier).
+        ``estimate`` is :meth:`estimated_csi` at ``t_s`` for these links (measured
+        ``csi_delay_s`` earlier), shape (n, Q), or (n,) for a flat channel.
         """
         links = np.asarray(links)
+        estimate = np.asarray(estimate, dtype=float)
+        if estimate.ndim == 2 and estimate.shape[1] == 1:
+            estimate = estimate[:, 0]
         if self.csi_kind == "instantaneous":
             law = WindowLaw.known(estimate)
         elif self.csi_kind == "statistical":
             law = self.channel.stationary_law(self.channel.n_links, t_s).take(links)
         else:
-            full = np.ones(self.channel.n_links)
+            full = np.ones((self.channel.n_links, *estimate.shape[1:]))
             full[links] = estimate
             law = self.channel.window_law(full, max(t_s - self.csi_delay_s, 0.0),
                                           t_s).take(links)
@@ -123,7 +134,7 @@ class Cell:
         The base station sends over the whole downlink band with its own power; the
         gain is the uplink's at ``t_s`` (reciprocity, held for the broadcast).
         """
-        c = snr_bandwidth_product_hz(self.bs_tx_power_dbm, self.gain_db[links],
-                                     self.fading_at(t_s)[links], self.n0_w_hz)
-        rate = float(np.min(shannon_rate_bps(self.downlink_bandwidth_hz, c)))
+        c = snr_bandwidth_product_hz(self.bs_tx_power_dbm, self.gain_db[links][:, None],
+                                     self.subband_fading_at(t_s)[links], self.n0_w_hz)
+        rate = float(np.min(shannon_rate_bps(self.downlink_bandwidth_hz, c).mean(axis=1)))
         return bits / rate if rate > 0 else float("inf")

@@ -9,6 +9,9 @@ constant over a short resolution step and integrated with the midpoint rule):
 
     integral_{t_0}^{t_fin} b log2(1 + c g(t) / b) dt = S.
 
+On a wideband channel with Q sub-bands the rate is the mean over the sub-bands,
+``mean_q b log2(1 + c g_q(t) / b)`` (the client's share spread over the band).
+
 An optional deadline ends the round early and drops the clients still busy; an
 upload that has not finished after ``max_upload_s`` is an outage and is dropped
 too, so a deep fade cannot hang the simulation. The timeline knows nothing of how
@@ -118,14 +121,15 @@ class _BlockGains:
         return 0 if not np.isfinite(self.tc) else int(np.floor(t / self.tc))
 
     def blocks(self, j0: int, j1: int) -> np.ndarray:
-        """Gains of every link for blocks ``j0 .. j1 - 1``, shape (links, j1 - j0)."""
+        """Sub-band gains of every link for blocks ``j0 .. j1 - 1``, shape
+        (links, j1 - j0, Q)."""
         have = 0 if self._arr is None else self._arr.shape[1]
         need = j1 - self.first
         if need > have:
             grow = need - have  # callers ask in doubling chunks (amortised)
             js = np.arange(self.first + have, self.first + have + grow)
             mids = (js + 0.5) * self.tc if np.isfinite(self.tc) else np.zeros(len(js))
-            new = np.asarray(self.channel.gains(mids), dtype=float)
+            new = np.asarray(self.channel.subband_gains(mids), dtype=float)
             self._arr = new if self._arr is None else np.concatenate([self._arr, new], axis=1)
         return self._arr[:, j0 - self.first : j1 - self.first]  # type: ignore[index]
 
@@ -134,7 +138,8 @@ def upload_end(t0: float, bits: float, b: float, c: float, link: int, gains: _Bl
                max_upload_s: float) -> tuple[float, bool]:
     """When an upload of ``bits`` started at ``t0`` ends, and whether it finished.
 
-    The rate in block j is ``b log2(1 + c g_j / b)`` (a NaN rate delivers nothing);
+    The rate in block j is ``mean_q b log2(1 + c g_jq / b)`` over the channel's
+    sub-bands (one for a flat channel; a NaN rate delivers nothing);
     the upload integrates it block by block, vectorised over chunks of blocks, and
     gives up ``max_upload_s`` after ``t0`` (an outage). Returns ``(end_s, finished)``.
     """
@@ -143,7 +148,7 @@ def upload_end(t0: float, bits: float, b: float, c: float, link: int, gains: _Bl
         return t0, True
     tc = gains.tc
     if not np.isfinite(tc):
-        rate = float(shannon_rate_bps(b, c * gains.blocks(0, 1)[link, 0]))
+        rate = float(shannon_rate_bps(b, c * gains.blocks(0, 1)[link, 0]).mean())
         if rate > 0 and rate * max_upload_s >= bits:
             return t0 + bits / rate, True
         return give_up, False
@@ -154,7 +159,7 @@ def upload_end(t0: float, bits: float, b: float, c: float, link: int, gains: _Bl
         ends = np.minimum((js + 1) * tc, give_up)
         live = ends > starts
         with np.errstate(invalid="ignore"):
-            rates = shannon_rate_bps(b, c * gains.blocks(j, j + chunk)[link])
+            rates = shannon_rate_bps(b, c * gains.blocks(j, j + chunk)[link]).mean(axis=-1)
         rates = np.where(rates >= 0, rates, 0.0)  # NaN -> 0
         seg = np.where(live, rates * (ends - starts), 0.0)
         cum = delivered + np.cumsum(seg)
