@@ -90,3 +90,14 @@ def test_a_wideband_run_plans_and_plays_with_the_subbands(tiny_raw):
     for run, up in ((wide, up_wide), (flat, up_flat)):
         planned = run.clients["planned_upload_s"].to_numpy()
         assert np.median(np.abs(up / planned - 1)) < 0.03
+
+
+def test_tsfa_holds_its_budget_on_the_wideband_scenario():
+    """scenarios/wideband.yaml: TDL-C, 8 sub-bands, a budget of 70% of min-max's
+    full-rank latency. TSFA + SOFT keeps the mean round latency within 5% of it."""
+    import wirelessfl
+
+    run = wirelessfl.run("scenarios/wideband.yaml", output=None)
+    budget = run.config["controller"]["latency_budget_s"]
+    assert run.metrics["round_latency_s"].mean() <= 1.05 * budget
+    assert run.metrics["accuracy"].iloc[-1] > 0.9
