@@ -64,7 +64,7 @@ def scenario(aggregator: str = "fedit", compressor: str = "none", controller: st
     return raw
 
 
-def check_run(raw: dict) -> None:
+def check_run(raw: dict) -> wirelessfl.Run:
     r = wirelessfl.run(raw, output=None)
     m = r.metrics
     assert len(m) == raw["rounds"]
@@ -82,6 +82,7 @@ def check_run(raw: dict) -> None:
         if raw["method"]["controller"] != "ideal":  # ideal gives everyone the whole band
             assert total <= raw["radio"]["uplink_bandwidth_hz"] * (1 + 1e-9)
     assert np.all(c["keep_ranks"] <= c["rank"])
+    return r
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -98,6 +99,17 @@ def test_every_fading_model_runs_under_tsfa(fading):
     raw = scenario("fedit", "soft", "tsfa", "random")
     raw["channel"]["fading"] = {"model": fading, **NEEDS.get(fading, {})}
     check_run(raw)
+
+
+@pytest.mark.parametrize("controller", CONTROLLERS)
+@pytest.mark.parametrize("compressor", ["none", "soft"])
+def test_every_controller_runs_in_whole_resource_blocks(controller, compressor):
+    raw = scenario("fedit", compressor, controller)
+    raw["radio"]["resource_block_hz"] = 180e3  # 5 blocks of the 1 MHz band (0.1 unused)
+    c = check_run(raw).clients
+    np.testing.assert_allclose(c["bandwidth_hz"], c["resource_blocks"] * 180e3)
+    if controller != "ideal":  # the others hand out every block of the band
+        assert set(c.groupby("round")["resource_blocks"].sum()) == {5}
 
 
 @pytest.mark.parametrize("pathloss", PATHLOSS)

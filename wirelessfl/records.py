@@ -154,6 +154,8 @@ def client_rows(t: int, r: PlayedRound, distance_m: np.ndarray,
             "gain_db": float(gain_db[k]),
             "snr_db": float(10 * np.log10(ctx.c_hz[i] / b)) if b > 0 else float("nan"),
             "bandwidth_hz": b,
+            **({} if alloc.resource_blocks is None
+               else {"resource_blocks": int(alloc.resource_blocks[i])}),
             "rank": int(ctx.ranks[i]),
             "keep_ranks": (int(ctx.ranks[i]) if alloc.keep_ranks is None
                            else int(alloc.keep_ranks[i])),

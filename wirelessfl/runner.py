@@ -34,6 +34,7 @@ import torch
 from wirelessfl import records, seeding
 from wirelessfl.compression import error_profiles
 from wirelessfl.control import LatencyQueue, RoundContext
+from wirelessfl.control.blocks import block_count
 from wirelessfl.control.planning import UplinkModel
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.client import round_job
@@ -63,6 +64,8 @@ class LoopSettings:
         Upload (and broadcast) duration counted as an outage, seconds.
     eval_every : int
         Evaluate every this many rounds (and after the last).
+    resource_block_hz : float or None
+        OFDMA block width: controllers' bandwidths are rounded to whole blocks.
     """
 
     rounds: int
@@ -73,6 +76,7 @@ class LoopSettings:
     deadline_s: float | None
     max_upload_s: float
     eval_every: int
+    resource_block_hz: float | None = None
 
 
 class RoundLoop:
@@ -168,8 +172,10 @@ class RoundLoop:
         faulty = np.array([not u.finite for u in updates], dtype=bool)
         c_large = cell.uplink_c_hz(sel)
         uplink = UplinkModel(c_large, cell.uplink_law(sel, t_now, csi_all[sel]))
+        band_hz = s.bandwidth_hz if s.resource_block_hz is None else (  # the usable band
+            block_count(s.bandwidth_hz, s.resource_block_hz) * s.resource_block_hz)
         ctx = RoundContext(t, sel, cell.uplink_c_hz(sel, fading), dl_plan, compute_s,
-                           self.sizes.full_bits[sel], self.sizes.ranks[sel], s.bandwidth_hz,
+                           self.sizes.full_bits[sel], self.sizes.ranks[sel], band_hz,
                            s.latency_budget_s, queue_s,
                            weights=np.array([u.num_samples for u in updates], dtype=float),
                            bits=self.sizes.bits_table[sel],
@@ -177,6 +183,8 @@ class RoundLoop:
                                               int(self.sizes.ranks.max())),
                            uplink=uplink)
         alloc = self.controller.online(ctx)
+        if s.resource_block_hz is not None:
+            alloc = self.controller.to_blocks(ctx, alloc, s.resource_block_hz)
         events = [{"round": t, **e} for e in alloc.events]
         keep = alloc.keep_ranks
         sends = np.ones(len(sel), dtype=bool) if keep is None else np.asarray(keep) > 0

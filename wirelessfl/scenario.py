@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from wirelessfl import yamlsafe
 from wirelessfl.errors import ScenarioError
@@ -133,6 +141,19 @@ class Radio(Section):
         description="thermal noise power spectral density")
     noise_figure_db: float = Field(7.0, ge=0, le=100, description="receiver noise figure")
     bits_per_value: int = Field(32, ge=1, le=64, description="bits per transmitted value q")
+    resource_block_hz: float | None = Field(
+        None, ge=1, le=1e12, description="OFDMA resource block width (e.g. 360e3: 12 "
+        "subcarriers at 30 kHz); every controller then allocates whole blocks. Unset: "
+        "continuous bandwidth")
+
+    @field_validator("resource_block_hz")
+    @classmethod
+    def _blocks_fit(cls, w: float | None, info: ValidationInfo) -> float | None:
+        band = info.data.get("uplink_bandwidth_hz")
+        if w is not None and band is not None and w > band:
+            raise ValueError(f"{w:g} Hz is wider than radio.uplink_bandwidth_hz ({band:g} Hz): "
+                             "the band must hold at least one block")
+        return w
 
 
 class Csi(Section):

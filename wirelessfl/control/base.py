@@ -117,6 +117,9 @@ class Allocation:
         Host wall-clock times of the decision, seconds (``timings.jsonl``, and their
         means in the summary); never in ``metrics.csv``, which must not depend on
         the host.
+    resource_blocks : ndarray of int, shape (n,), or None
+        Whole OFDMA resource blocks per client when the band is divided into blocks
+        (``radio.resource_block_hz``; :mod:`wirelessfl.control.blocks`), else None.
     """
 
     bandwidth_hz: np.ndarray
@@ -125,6 +128,7 @@ class Allocation:
     metrics: dict[str, float] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    resource_blocks: np.ndarray | None = None
 
 
 def planned_latency_s(ctx: RoundContext, bandwidth_hz: np.ndarray, bits: np.ndarray) -> np.ndarray:
@@ -209,6 +213,17 @@ class Controller(ABC):
             Options that do not fit the scenario (one line naming the key).
         """
         return Preparation(scenario)
+
+    def to_blocks(self, ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
+        """``alloc`` in whole OFDMA blocks of ``block_hz`` summing to the band's
+        ``floor(B / w)``. The default rounds each bandwidth to its nearest whole blocks
+        (largest remainder); latency-minimising controllers override it with the
+        integer optimum (:mod:`wirelessfl.control.blocks`)."""
+        from wirelessfl.control.blocks import block_count, largest_remainder, with_blocks
+
+        total = block_count(ctx.bandwidth_hz, block_hz)
+        return with_blocks(ctx, alloc, largest_remainder(alloc.bandwidth_hz, total, block_hz),
+                           block_hz)
 
     @abstractmethod
     def online(self, ctx: RoundContext) -> Allocation:

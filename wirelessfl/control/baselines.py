@@ -34,9 +34,23 @@ def allocate(ctx: RoundContext, m: np.ndarray, keep: bool) -> Allocation:
     return Allocation(b, m if keep else None, planned_latency_s(ctx, b, bits))
 
 
+def minmax_blocks(ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
+    """``alloc``'s payloads on the whole-block allocation with the least latest finish."""
+    from wirelessfl.control.blocks import block_count, integer_minmax, payload_bits, with_blocks
+
+    _, blocks = integer_minmax(ctx.plan, ctx.start_s, payload_bits(ctx, alloc.keep_ranks),
+                               block_count(ctx.bandwidth_hz, block_hz), block_hz)
+    return with_blocks(ctx, alloc, blocks, block_hz)
+
+
 @register_controller("minmax")
 class MinMax(Controller):
-    """Full rank; the bandwidth that equalises and minimises the clients' latencies."""
+    """Full rank; the bandwidth that equalises and minimises the clients' latencies.
+
+    In whole resource blocks: the integer min-max allocation (exact)."""
+
+    def to_blocks(self, ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
+        return minmax_blocks(ctx, alloc, block_hz)
 
     def online(self, ctx: RoundContext) -> Allocation:
         return allocate(ctx, full_ranks(ctx), keep=False)
@@ -77,6 +91,9 @@ class GreedyDeadline(Controller):
     """
 
     Params = GreedyParams
+
+    def to_blocks(self, ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
+        return minmax_blocks(ctx, alloc, block_hz)
 
     def online(self, ctx: RoundContext) -> Allocation:
         target = self.params.deadline_s or ctx.latency_budget_s

@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -62,7 +63,7 @@ from wirelessfl.control.base import (
     planned_latency_s,
     register_controller,
 )
-from wirelessfl.control.baselines import bits_at
+from wirelessfl.control.baselines import bits_at, full_ranks
 from wirelessfl.control.knapsack import choose_ranks, choose_ranks_exact
 from wirelessfl.control.rate_table import (
     RateTable,
@@ -291,6 +292,79 @@ class TSFA(Controller):
         final, rows = tsfa_offline.prepare(scenario, p, build)
         return Preparation(final, {"tsfa_offline": rows},
                            {"tsfa_offline_rank": final.model.lora.rank})
+
+    def to_blocks(self, ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
+        """The ranks re-polished on the objective in whole blocks, then the blocks.
+
+        In whole blocks the latency of ranks m is the integer min-max latency
+        ``tau_int(m)`` (:func:`~wirelessfl.control.blocks.minmax_from_table`, from each
+        client's finish with 1..N blocks for each of its rank choices, tabulated once),
+        so the objective is ``cost(m) + Q tau_int(m)``. From the continuous choice,
+        the best of all single-rank moves and all pairs of moves (two clients, each
+        one rank up or down) is taken while one lowers it. Who is scheduled stays as
+        decided: a sender never drops to 0 and a left-out client does not come back.
+        """
+        from wirelessfl.control.blocks import (
+            block_count,
+            finish_table,
+            integer_minmax,
+            minmax_from_table,
+            with_blocks,
+        )
+
+        total = block_count(ctx.bandwidth_hz, block_hz)
+        m = None if alloc.keep_ranks is None else np.asarray(alloc.keep_ranks, dtype=int)
+        if m is None or ctx.bits is None or ctx.queue <= 0 or not np.any(m > 0):
+            bits = bits_at(ctx, full_ranks(ctx)) if m is None else self._bits(ctx, m)
+            _, blocks = integer_minmax(ctx.plan, ctx.start_s, bits, total, block_hz)
+            return with_blocks(ctx, alloc, blocks, block_hz)
+        cost = self.costs(ctx)
+        width = cost.shape[1]
+        senders = np.flatnonzero(m > 0)
+        plan, start = ctx.plan.take(senders), ctx.start_s[senders]
+        # finish of sender i with rank choice c and 1..N blocks: (senders, width, N)
+        tables = np.stack([finish_table(plan, start, ctx.bits[senders, max(c, 1)], total,
+                                        block_hz) for c in range(width)], axis=1)
+        rows = np.arange(senders.size)
+
+        def score(ranks: np.ndarray) -> float:
+            tau, _ = minmax_from_table(tables[rows, ranks[senders]], total)
+            return float(cost[np.arange(len(ranks)), ranks].sum() + ctx.queue * tau)
+
+        def moves(ranks: np.ndarray):
+            steps = [(k, d) for k in senders for d in (1, -1)
+                     if 1 <= ranks[k] + d < width and np.isfinite(cost[k, ranks[k] + d])]
+            for i, (k, d) in enumerate(steps):
+                moved = ranks.copy()
+                moved[k] += d
+                yield moved
+                for j, e in steps[i + 1:]:
+                    if j != k:
+                        both = moved.copy()
+                        both[j] += e
+                        yield both
+
+        cur = score(m)
+        for _ in range(len(m) * width):
+            best = None
+            for moved in moves(m):
+                j = score(moved)
+                if j < cur - 1e-12 * max(1.0, abs(cur)) and (best is None or j < best[0]):
+                    best = (j, moved)
+            if best is None:
+                break
+            cur, m = best
+        _, own = minmax_from_table(tables[rows, m[senders]], total)
+        blocks = np.zeros(len(m), dtype=np.int64)
+        blocks[senders] = own
+        alloc = replace(alloc, keep_ranks=m, metrics={
+            **alloc.metrics, "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks)))})
+        return with_blocks(ctx, alloc, blocks, block_hz)
+
+    @staticmethod
+    def _bits(ctx: RoundContext, m: np.ndarray) -> np.ndarray:
+        """Payloads of ranks m (0 bits for a client left out)."""
+        return np.where(m > 0, bits_at(ctx, np.maximum(m, 1)), 0.0)
 
     def online(self, ctx: RoundContext) -> Allocation:
         try:
