@@ -135,6 +135,74 @@ def minmax_from_table(table: np.ndarray, total: int) -> tuple[float, np.ndarray]
     return tau, own
 
 
+def ranks_in_blocks(ctx, cost: np.ndarray, m: np.ndarray, total: int,
+                    block_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """TSFA's ranks re-chosen for whole blocks, and the blocks.
+
+    In whole blocks the latency of ranks m is the integer min-max latency
+    ``tau_int(m)`` (:func:`minmax_from_table`, from each sender's finish with 1..N
+    blocks for each of its rank choices, tabulated once), so the objective is
+    ``sum_k cost[k, m_k] + Q tau_int(m)``. From ``m`` (the continuous choice), the best
+    of all single-rank moves and all pairs of moves (two clients, each one rank up or
+    down) is taken while one lowers it. Who is scheduled stays: a sender never drops
+    to 0 and a left-out client (m = 0) does not come back.
+
+    Parameters
+    ----------
+    ctx : RoundContext
+        With ``bits`` (n, R + 1), the plan and the queue Q.
+    cost : ndarray, shape (n, R + 1)
+        ``V p_k eps_k(m)`` per choice; ``inf`` where not allowed.
+    m : ndarray of int, shape (n,)
+        The starting ranks.
+
+    Returns
+    -------
+    m : ndarray of int, shape (n,)
+    blocks : ndarray of int, shape (n,)
+    """
+    m = np.asarray(m, dtype=int).copy()
+    width = cost.shape[1]
+    senders = np.flatnonzero(m > 0)
+    plan, start = ctx.plan.take(senders), ctx.start_s[senders]
+    # finish of sender i with rank choice c and 1..N blocks: (senders, width, N)
+    tables = np.stack([finish_table(plan, start, ctx.bits[senders, max(c, 1)], total,
+                                    block_hz) for c in range(width)], axis=1)
+    rows, every = np.arange(senders.size), np.arange(len(m))
+
+    def score(ranks: np.ndarray) -> float:
+        tau, _ = minmax_from_table(tables[rows, ranks[senders]], total)
+        return float(cost[every, ranks].sum() + ctx.queue * tau)
+
+    def moves(ranks: np.ndarray):
+        steps = [(k, d) for k in senders for d in (1, -1)
+                 if 1 <= ranks[k] + d < width and np.isfinite(cost[k, ranks[k] + d])]
+        for i, (k, d) in enumerate(steps):
+            moved = ranks.copy()
+            moved[k] += d
+            yield moved
+            for j, e in steps[i + 1:]:
+                if j != k:
+                    both = moved.copy()
+                    both[j] += e
+                    yield both
+
+    cur = score(m)
+    for _ in range(len(m) * width):
+        best = None
+        for moved in moves(m):
+            j = score(moved)
+            if j < cur - 1e-12 * max(1.0, abs(cur)) and (best is None or j < best[0]):
+                best = (j, moved)
+        if best is None:
+            break
+        cur, m = best
+    _, own = minmax_from_table(tables[rows, m[senders]], total)
+    blocks = np.zeros(len(m), dtype=np.int64)
+    blocks[senders] = own
+    return m, blocks
+
+
 def payload_bits(ctx, keep_ranks: np.ndarray | None) -> np.ndarray:
     """Bits each client sends under ``keep_ranks`` (None: full rank), shape (n,)."""
     if keep_ranks is None or ctx.bits is None:

@@ -294,21 +294,13 @@ class TSFA(Controller):
                            {"tsfa_offline_rank": final.model.lora.rank})
 
     def to_blocks(self, ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
-        """The ranks re-polished on the objective in whole blocks, then the blocks.
-
-        In whole blocks the latency of ranks m is the integer min-max latency
-        ``tau_int(m)`` (:func:`~wirelessfl.control.blocks.minmax_from_table`, from each
-        client's finish with 1..N blocks for each of its rank choices, tabulated once),
-        so the objective is ``cost(m) + Q tau_int(m)``. From the continuous choice,
-        the best of all single-rank moves and all pairs of moves (two clients, each
-        one rank up or down) is taken while one lowers it. Who is scheduled stays as
-        decided: a sender never drops to 0 and a left-out client does not come back.
-        """
+        """The ranks re-chosen on the objective in whole blocks, then the blocks
+        (:func:`~wirelessfl.control.blocks.ranks_in_blocks`; who is scheduled stays
+        as decided)."""
         from wirelessfl.control.blocks import (
             block_count,
-            finish_table,
             integer_minmax,
-            minmax_from_table,
+            ranks_in_blocks,
             with_blocks,
         )
 
@@ -318,45 +310,7 @@ class TSFA(Controller):
             bits = bits_at(ctx, full_ranks(ctx)) if m is None else self._bits(ctx, m)
             _, blocks = integer_minmax(ctx.plan, ctx.start_s, bits, total, block_hz)
             return with_blocks(ctx, alloc, blocks, block_hz)
-        cost = self.costs(ctx)
-        width = cost.shape[1]
-        senders = np.flatnonzero(m > 0)
-        plan, start = ctx.plan.take(senders), ctx.start_s[senders]
-        # finish of sender i with rank choice c and 1..N blocks: (senders, width, N)
-        tables = np.stack([finish_table(plan, start, ctx.bits[senders, max(c, 1)], total,
-                                        block_hz) for c in range(width)], axis=1)
-        rows = np.arange(senders.size)
-
-        def score(ranks: np.ndarray) -> float:
-            tau, _ = minmax_from_table(tables[rows, ranks[senders]], total)
-            return float(cost[np.arange(len(ranks)), ranks].sum() + ctx.queue * tau)
-
-        def moves(ranks: np.ndarray):
-            steps = [(k, d) for k in senders for d in (1, -1)
-                     if 1 <= ranks[k] + d < width and np.isfinite(cost[k, ranks[k] + d])]
-            for i, (k, d) in enumerate(steps):
-                moved = ranks.copy()
-                moved[k] += d
-                yield moved
-                for j, e in steps[i + 1:]:
-                    if j != k:
-                        both = moved.copy()
-                        both[j] += e
-                        yield both
-
-        cur = score(m)
-        for _ in range(len(m) * width):
-            best = None
-            for moved in moves(m):
-                j = score(moved)
-                if j < cur - 1e-12 * max(1.0, abs(cur)) and (best is None or j < best[0]):
-                    best = (j, moved)
-            if best is None:
-                break
-            cur, m = best
-        _, own = minmax_from_table(tables[rows, m[senders]], total)
-        blocks = np.zeros(len(m), dtype=np.int64)
-        blocks[senders] = own
+        m, blocks = ranks_in_blocks(ctx, self.costs(ctx), m, total, block_hz)
         alloc = replace(alloc, keep_ranks=m, metrics={
             **alloc.metrics, "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks)))})
         return with_blocks(ctx, alloc, blocks, block_hz)
