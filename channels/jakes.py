@@ -30,7 +30,8 @@ class JakesParams(BaseModel):
                                         description="f_c (with speed_mps)")
     num_sinusoids: int = Field(64, ge=8, le=4096, description="paths N of the sum")
     time_resolution_s: float | None = Field(
-        None, ge=1e-6, description="step over which the simulator holds the gain (default Tc/20)"
+        None, ge=1e-6, le=1e6,
+        description="step over which the simulator holds the gain (default Tc/20)"
     )
 
     @model_validator(mode="after")

@@ -13,8 +13,9 @@ from channels.law import rician_nodes
 class RicianParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     coherence_time_s: float = Field(0.1, ge=1e-6, le=1e6, description="block length, seconds")
-    k_factor_db: float | None = Field(None, description="K = LOS / scatter power, dB")
-    k_factor: float | None = Field(None, ge=0, description="K as a linear ratio")
+    k_factor_db: float | None = Field(None, ge=-100, le=60,
+                                      description="K = LOS / scatter power, dB")
+    k_factor: float | None = Field(None, ge=0, le=1e6, description="K as a linear ratio")
 
     @model_validator(mode="after")
     def _one_k(self) -> RicianParams:

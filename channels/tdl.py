@@ -129,7 +129,8 @@ class TDLParams(BaseModel):
     num_sinusoids: int = Field(64, ge=32, le=4096,
                                description="sinusoids per link, shared by the taps")
     time_resolution_s: float | None = Field(
-        None, ge=1e-6, description="step over which the simulator holds the gain (default Tc/20)"
+        None, ge=1e-6, le=1e6,
+        description="step over which the simulator holds the gain (default Tc/20)"
     )
 
     @model_validator(mode="after")

@@ -168,7 +168,11 @@ KEYS = ["name", "seed", "rounds", "clients", "clients.count", "clients.fraction"
         "method.compressor", "method.controller", "method.controller_options",
         "method.compressor_options", "controller.latency_budget_s", "sim.deadline_s",
         "sim.max_upload_s", "eval.every", "compute.device", "compute.torch_threads",
-        "output.dir", "unknown_key", "clients.unknown"]
+        "output.dir", "unknown_key", "clients.unknown", "radio.resource_block_hz",
+        "channel.fading.k_factor_db", "channel.fading.m", "channel.fading.profile",
+        "channel.fading.subbands", "channel.pathloss.exponent",
+        "channel.pathloss.reference_loss_db", "channel.pathloss.carrier_frequency_hz",
+        "channel.pathloss.bs_height_m", "method.controller_options.rank_candidates"]
 
 VALUES = st.one_of(
     st.booleans(), st.none(),
@@ -177,7 +181,9 @@ VALUES = st.one_of(
     st.sampled_from([0, -1, 1e-300, 1e300, 1e9, "", "x", "1e6", ":", "a:b", "os:getcwd",
                      "wirelessfl.cli:main", "../..", "module:Class", "{}", [], {}, [1, 2],
                      {"model": "nope"}, {"a": {"b": {"c": 1}}}, "rayleigh", "tsfa",
-                     "soft", "cuda", "explicit", "statistical", ["query"], ["nope"]]),
+                     "soft", "cuda", "explicit", "statistical", ["query"], ["nope"],
+                     1e308, -1e308, 10**400, [""], ["query", "query"], "/dev/null", "a\x00b",
+                     "x" * 2000, "tdl", "rician", "uma", "log_distance", "free_space"]),
     st.text(max_size=12), st.lists(st.integers(-3, 3), max_size=4))
 
 
@@ -237,7 +243,7 @@ def test_fuzzed_scenarios_exit_0_or_2_with_one_line(tmp_path_factory, mutations,
     lines = err.getvalue().strip().splitlines()
     if status == 2:
         assert len(lines) == 1 and lines[0].startswith("error: "), lines
-        assert len(lines[0]) < 2000
+        assert len(lines[0]) <= 400  # long values are cut
 
 
 # ------------------------------------------------------------------ faults in a run
@@ -363,3 +369,111 @@ def test_channel_time_scales_are_bounded(tmp_path, capsys, fading, key):
     raw = copy.deepcopy(TINY)
     raw["channel"] = {"fading": fading}
     one_line_error(capsys, ["validate", write(tmp_path, raw)], key)
+
+
+# ------------------------------------------------------------------ the edges, finished
+
+EDGES = [
+    ({"channel": {"fading": {"model": "rician", "k_factor_db": 1e308}}},
+     "channel.fading.k_factor_db"),
+    ({"channel": {"fading": {"model": "nakagami", "m": 1e308}}}, "channel.fading.m"),
+    ({"channel": {"pathloss": {"model": "log_distance", "exponent": 1e308}}},
+     "channel.pathloss.exponent"),
+    ({"channel": {"pathloss": {"model": "log_distance", "reference_loss_db": -1e308}}},
+     "channel.pathloss.reference_loss_db"),
+    ({"channel": {"pathloss": {"model": "free_space", "carrier_frequency_hz": 1e-300}}},
+     "channel.pathloss.carrier_frequency_hz"),
+    ({"channel": {"pathloss": {"model": "uma", "bs_height_m": 1e308}}},
+     "channel.pathloss.bs_height_m"),
+    ({"channel": {"pathloss": {"model": "channels.rayleigh:BlockRayleigh"}}},
+     "channel.pathloss.model"),
+    ({"model": {"lora": {"target_modules": [""]}}}, "model.lora.target_modules"),
+    ({"model": {"lora": {"target_modules": ["query", "query"]}}}, "model.lora.target_modules"),
+    ({"output": {"dir": "/dev/null"}}, "output.dir"),
+    ({"output": {"dir": "a\x00b"}}, "output.dir"),
+    ({"output": {"dir": "x" * 2000}}, "output.dir"),
+    ({"method": {"controller": "tsfa", "controller_options": {"rank_candidates": []}}},
+     "method.controller_options.rank_candidates"),
+    ({"method": {"compressor": "soft", "compressor_options": {"lambda_orth": 1e300}}},
+     "method.compressor_options.lambda_orth"),
+]
+
+
+@pytest.mark.parametrize("patch, key", EDGES)
+def test_the_last_bad_inputs_are_one_line(tmp_path, capsys, patch, key):
+    raw = copy.deepcopy(TINY)
+    for section, value in patch.items():
+        for k, v in value.items():
+            raw.setdefault(section, {})[k] = ({**raw[section][k], **v} if isinstance(v, dict)
+                                              and isinstance(raw[section].get(k), dict) else v)
+    err = one_line_error(capsys, ["validate", write(tmp_path, raw)], key)
+    assert len(err) < 300, err  # a long value is cut, not echoed whole
+
+
+def test_a_huge_integer_in_set_is_one_line(tmp_path, capsys):
+    path = write(tmp_path, TINY)
+    one_line_error(capsys, ["validate", path, "--set", "rounds=" + "9" * 5000], "--set rounds")
+
+
+def test_usage_mistakes_are_one_line_with_a_hint(capsys):
+    for argv in (["run"], ["validate", "x.yaml", "--bogus"], ["frobnicate"]):
+        with pytest.raises(SystemExit) as out:
+            main(argv)
+        assert out.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: wirelessfl") and "\n" not in err and "--help" in err
+
+
+@pytest.mark.parametrize("command", ["channels", "plugins", "schema"])
+def test_a_closed_pipe_ends_quietly(command):
+    """``wirelessfl channels | head -1``: exit 0, nothing on stderr."""
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m wirelessfl.cli {command} | head -1"
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == "" and len(out.stdout.splitlines()) == 1
+
+
+def test_every_numeric_plugin_option_is_bounded():
+    """Every int or float option of every registered plug-in states both ends of its
+    physical range (and ``wirelessfl plugins`` shows them)."""
+    import typing
+
+    from wirelessfl.cli import _range, plugin_registries
+
+    unbounded = []
+    for _, reg in plugin_registries():
+        for name in reg.names():
+            for field, info in reg.get(name).Params.model_fields.items():
+                args = typing.get_args(info.annotation) or (info.annotation,)
+                if bool in args or not any(a in (int, float) for a in args):
+                    continue
+                text = _range(info)
+                if "inf" in text or not text:
+                    unbounded.append(f"{name}.{field}")
+    assert unbounded == []
+
+
+def test_validate_bounds_its_work_on_microsecond_blocks(monkeypatch):
+    """1 us coherence blocks: uploads span ~10^5 blocks. The expected latency plays
+    fewer rounds (the fading averages within each) and agrees with 10 us blocks."""
+    from wirelessfl.build import build_cell
+    from wirelessfl.scenario import load_scenario
+    from wirelessfl.sim import expected
+
+    played = []
+    real = expected.simulate_round
+    monkeypatch.setattr(expected, "simulate_round",
+                        lambda *a: played.append(1) or real(*a))
+    values, rounds = [], []
+    for tc in (1e-6, 1e-5):
+        sc = load_scenario("scenarios/smoke.yaml", [f"channel.fading.coherence_time_s={tc}"])
+        cell = build_cell(sc)
+        played.clear()
+        values.append(expected.expected_round_latency_s(cell, 0.01, 2e6, 0.0))
+        rounds.append(len(played))
+    assert values[0] == pytest.approx(values[1], rel=0.02)
+    assert 5 <= rounds[0] < 200  # bounded by MAX_BLOCK_SAMPLES

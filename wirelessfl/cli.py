@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from wirelessfl.errors import WirelessFLError
+from wirelessfl.errors import LINE_LIMIT, WirelessFLError, shorten
 
 EXIT_USER_ERROR = 2
 
@@ -29,7 +29,7 @@ def guarded(func, *args) -> int:
     try:
         return int(func(*args) or 0)
     except WirelessFLError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(shorten(f"error: {err}".replace("\n", " "), LINE_LIMIT), file=sys.stderr)
         return EXIT_USER_ERROR
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT,
@@ -204,8 +204,24 @@ def _plugin_lines(reg) -> list[str]:
             default = "required" if info.is_required() else repr(info.get_default(
                 call_default_factory=True))
             desc = f"  {info.description}" if info.description else ""
-            lines.append(f"      {field} = {default}{desc}")
+            lines.append(f"      {field} = {default}{_range(info)}{desc}")
     return lines
+
+
+def _range(info) -> str:
+    """A field's bounds as ``  [lo, hi]`` (``(`` / ``)`` when open), or ``""``."""
+    lo = hi = None
+    for m in info.metadata:
+        for attr, side in (("ge", "["), ("gt", "("), ("le", "]"), ("lt", ")")):
+            value = getattr(m, attr, None)
+            if value is not None:
+                if side in "[(":
+                    lo = f"{side}{value:g}"
+                else:
+                    hi = f"{value:g}{side}"
+    if lo is None and hi is None:
+        return ""
+    return f"  {lo or '(-inf'}, {hi or 'inf)'}"
 
 
 def plugin_registries() -> list[tuple[str, object]]:
@@ -271,13 +287,22 @@ def _version() -> str:
         return "unknown"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line with a hint, and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(shorten(f"error: {self.prog}: {message} (see '{self.prog} --help')", LINE_LIMIT),
+              file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("-v", "--verbose", action="count", default=0,
                         help="log each round (-v) and every drop (-vv) to stderr")
     common.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar, only errors on stderr")
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="wirelessfl",
         description="Federated LoRA fine-tuning over simulated wireless edge networks.")
     parser.add_argument("--version", action="version", version=f"wirelessfl {_version()}")
@@ -356,6 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``wirelessfl channels | head -1``): stop quietly; point
+        # stdout at nothing so that the interpreter's final flush does not complain
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

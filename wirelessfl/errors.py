@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+#: the longest value an error message echoes (characters); longer ones are cut
+ECHO_LIMIT = 80
+#: the longest error line the command line prints
+LINE_LIMIT = 400
+
+
+def shorten(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``...`` when cut."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class WirelessFLError(Exception):
     """A user mistake (scenario, plug-in name, budget, missing optional package).

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from wirelessfl import yamlsafe
-from wirelessfl.errors import ScenarioError
+from wirelessfl.errors import ScenarioError, shorten
 
 
 def _admits_bool(annotation: Any) -> bool:
@@ -185,14 +185,23 @@ class Lora(Section):
     rank: int = Field(8, ge=1, le=1024, description="LoRA rank r")
     alpha: float = Field(16.0, gt=0, le=1e6, description="LoRA alpha (scaling alpha / r)")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
-    target_modules: list[str] | None = Field(
-        None, min_length=1,
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, min_length=1, max_length=1000,
         description="module names to adapt (each must name modules of the model); null: the "
         "architecture's usual ones (query/value, q_proj/v_proj, c_attn, ...)"
     )
     client_ranks: list[Annotated[int, Field(ge=1, le=1024)]] | None = Field(
         None, description="heterogeneous ranks: one per client (default: rank for all)"
     )
+
+    @field_validator("target_modules")
+    @classmethod
+    def _distinct_targets(cls, names: list[str] | None) -> list[str] | None:
+        if names is not None:
+            seen = [n for i, n in enumerate(names) if n in names[:i]]
+            if seen:
+                raise ValueError(f"{seen[0]!r} is listed twice; name each module once")
+        return names
     rank_by_device: dict[str, Annotated[int, Field(ge=1, le=1024)]] | None = Field(
         None, description="heterogeneous ranks by compute profile, e.g. {phone: 4, jetson: 8}"
     )
@@ -329,8 +338,23 @@ class Compute(Section):
 
 
 class Output(Section):
-    dir: str = Field("results/{name}", min_length=1,
+    dir: str = Field("results/{name}", min_length=1, max_length=4096,
                      description="results folder; {name} is replaced")
+
+    @field_validator("dir")
+    @classmethod
+    def _a_folder(cls, d: str) -> str:
+        if "\x00" in d:
+            raise ValueError("a path cannot hold a NUL character")
+        path = Path(d)
+        try:
+            not_a_folder = path.exists() and not path.is_dir()
+        except OSError as err:  # a name too long for the file system, say
+            raise ValueError(f"not a usable path ({err.strerror})") from None
+        if not_a_folder:
+            raise ValueError("exists and is not a folder (a file or a device); choose a "
+                             "folder for the results")
+        return d
     save_adapter: bool = Field(True, description="write the final peft adapter")
     plots: bool = Field(True, description="write plots at the end of the run")
     loggers: list[Literal["tensorboard", "mlflow"]] = Field(
@@ -481,7 +505,7 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> tuple[str
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if e["type"] not in ("missing",) and "input" in e and not isinstance(e["input"], dict):
-        msg += f" (got {e['input']!r})"
+        msg += f" (got {shorten(repr(e['input']))})"
     return key, msg
 
 

@@ -166,6 +166,12 @@ def loads(text: str, where: str = "", key: str = "scenario file") -> Any:
                             else f"invalid YAML{at}: {problem}") from None
     except RecursionError:
         raise ScenarioError(key, "nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        if "digits" not in str(exc):
+            raise
+        raise ScenarioError(key, f"{where}{': ' if where else ''}a number with more than "
+                            "4,300 digits; write it in scientific notation (1e300) or "
+                            "smaller") from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -46,7 +46,7 @@ from wirelessfl.learning.lora import LORA_B
 
 class SoftParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lambda_orth: float = Field(0.1, ge=0, description="weight of the orthogonality penalty")
+    lambda_orth: float = Field(0.1, ge=0, le=1e6, description="weight of the orthogonality penalty")
     oracle: bool = Field(True, description="log the SVD oracle's error (costs an SVD/site)")
 
 

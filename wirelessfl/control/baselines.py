@@ -77,7 +77,7 @@ class FixedRatio(Controller):
 class GreedyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     deadline_s: float | None = Field(
-        None, gt=0, description="per-round target (default: controller.latency_budget_s)"
+        None, gt=0, le=1e7, description="per-round target (default: controller.latency_budget_s)"
     )
 
 

@@ -50,7 +50,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -94,19 +94,21 @@ class TSFAParams(BaseModel):
     min_participation: float = Field(
         0.0, ge=0, le=1, allow_inf_nan=False,
         description="with schedule: long-term share of rounds each client takes part in")
-    rank_candidates: list[int] | None = Field(
-        None, description="offline stage: structural ranks to choose from (None: no offline)"
+    rank_candidates: list[Annotated[int, Field(ge=1, le=1024)]] | None = Field(
+        None, min_length=1, max_length=64,
+        description="offline stage: structural ranks to choose from (None: no offline)"
     )
-    lambda_candidates: list[float] | None = Field(
-        None, description="offline stage: orthogonality weights to choose from"
+    lambda_candidates: list[Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
+        None, min_length=1, max_length=64,
+        description="offline stage: orthogonality weights to choose from"
     )
-    pilot_clients: int = Field(2, ge=1, description="offline pilot: clients trained")
+    pilot_clients: int = Field(2, ge=1, le=10_000, description="offline pilot: clients trained")
     pilot_latency_rounds: int = Field(
         20, ge=1, le=10_000, description="offline pilot: timeline rounds averaged per "
         "expected latency")
-    weight_rank: float = Field(1.0, ge=0, description="offline surrogate: rank-term weight")
-    weight_sparse: float = Field(1.0, ge=0, description="offline surrogate: sparsification")
-    weight_cov: float = Field(0.5, ge=0, description="offline surrogate: covariance term")
+    weight_rank: float = Field(1.0, ge=0, le=1e6, description="offline surrogate: rank-term weight")
+    weight_sparse: float = Field(1.0, ge=0, le=1e6, description="offline surrogate: sparsification")
+    weight_cov: float = Field(0.5, ge=0, le=1e6, description="offline surrogate: covariance term")
 
 
 @register_controller("tsfa")

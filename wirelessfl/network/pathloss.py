@@ -56,10 +56,13 @@ PATHLOSS.base = PathLoss
 
 class LogDistanceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    exponent: float = Field(3.76, gt=0, description="path-loss exponent n")
-    reference_distance_m: float = Field(1000.0, gt=0, description="reference distance d0")
-    reference_loss_db: float = Field(128.1, description="loss at d0 (128.1 dB: TR 36.814 macro)")
-    shadowing_std_db: float = Field(8.0, ge=0, description="log-normal shadowing std")
+    exponent: float = Field(3.76, ge=1, le=10,
+                            description="path-loss exponent n (free space 2)")
+    reference_distance_m: float = Field(1000.0, ge=0.01, le=1e5,
+                                        description="reference distance d0, m")
+    reference_loss_db: float = Field(128.1, ge=0, le=300,
+                                     description="loss at d0 (128.1 dB: TR 36.814 macro)")
+    shadowing_std_db: float = Field(8.0, ge=0, le=30, description="log-normal shadowing std")
 
 
 @PATHLOSS.register("log_distance")
@@ -80,8 +83,9 @@ class LogDistance(PathLoss):
 
 class FreeSpaceParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    carrier_frequency_hz: float = Field(3.5e9, gt=0, description="carrier frequency f_c")
-    shadowing_std_db: float = Field(0.0, ge=0, description="log-normal shadowing std")
+    carrier_frequency_hz: float = Field(3.5e9, ge=1e6, le=1e12,
+                                        description="carrier frequency f_c")
+    shadowing_std_db: float = Field(0.0, ge=0, le=30, description="log-normal shadowing std")
 
 
 @PATHLOSS.register("free_space")

@@ -31,7 +31,8 @@ class TR38901Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
     carrier_frequency_hz: float = Field(3.5e9, ge=0.5e9, le=100e9, description="f_c")
     los: Literal["auto", "los", "nlos"] = Field("auto", description="LOS state per client")
-    bs_height_m: float | None = Field(None, gt=0, description="h_BS (default: 10 UMi, 25 UMa)")
+    bs_height_m: float | None = Field(None, ge=2, le=150,
+                                      description="h_BS, m (default: 10 UMi, 25 UMa)")
     ut_height_m: float = Field(1.5, ge=1.5, le=22.5, description="h_UT")
     shadowing: bool = Field(True, description="draw log-normal shadowing with the table's std")
 

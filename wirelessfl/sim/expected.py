@@ -11,6 +11,9 @@ import numpy as np
 
 from wirelessfl.sim.timeline import RoundSchedule, simulate_round
 
+#: gains (links x hold intervals) the estimate plays at most, beyond its first round
+MAX_BLOCK_SAMPLES = 5_000_000
+
 
 def expected_round_latency_s(cell, compute_s, bits, downlink_s: float,
                              n_rounds: int = 200, seed: int = 0,
@@ -26,7 +29,8 @@ def expected_round_latency_s(cell, compute_s, bits, downlink_s: float,
     downlink_s : float
         Broadcast time, seconds.
     n_rounds : int
-        Rounds played.
+        Rounds played: fewer (at least 5) when a round spans so many hold intervals
+        that ``n_rounds`` of them would exceed :data:`MAX_BLOCK_SAMPLES` gains.
     seed : int
         Seed of the fresh channel realisation.
     bandwidth_hz : ndarray, shape (K,), optional
@@ -35,7 +39,7 @@ def expected_round_latency_s(cell, compute_s, bits, downlink_s: float,
     Returns
     -------
     float
-        The mean of ``n_rounds`` independent rounds' latency, seconds. The timeline,
+        The mean of the played rounds' latency, seconds. The timeline,
         not a closed form, is used because an upload spans several coherence blocks:
         the mean of ``S / R`` over a single Rayleigh fade is unbounded, the time to
         push S bits through an evolving channel is not.
@@ -47,11 +51,19 @@ def expected_round_latency_s(cell, compute_s, bits, downlink_s: float,
     c = cell.uplink_c_hz(links)
     b = np.full(k, cell.uplink_bandwidth_hz / k) if bandwidth_hz is None else bandwidth_hz
     tc = ch.coherence_time_s if np.isfinite(ch.coherence_time_s) else 0.0
-    t0, total = 0.0, 0.0
-    for _ in range(n_rounds):
+    t0, total, played = 0.0, 0.0, 0
+    hold = ch.hold_interval_s if np.isfinite(ch.hold_interval_s) else 0.0
+    while played < n_rounds:
+        ch.forget_before(t0)  # past rounds' blocks are not asked again: bounded memory
         schedule = RoundSchedule(t0, links, downlink_s, np.broadcast_to(compute_s, (k,)),
                                  np.broadcast_to(np.asarray(bits, dtype=float), (k,)), b, c)
         out = simulate_round(schedule, ch)
         total += out.end_s - t0
+        played += 1
+        if played == 1 and hold > 0:
+            # work bound: uploads over very many blocks average the fading within each
+            # round, so fewer rounds estimate the mean as well (at least 5)
+            per_round = k * (out.end_s - t0) / hold
+            n_rounds = min(n_rounds, max(5, int(MAX_BLOCK_SAMPLES // max(per_round, 1.0))))
         t0 = out.end_s + tc  # next round starts in a fresh block
-    return total / n_rounds
+    return total / played

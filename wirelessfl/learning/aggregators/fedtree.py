@@ -51,11 +51,12 @@ _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
 class FedTreeParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    warmup_rounds: int = Field(2, ge=1, description="FedIT rounds before the tree is built")
+    warmup_rounds: int = Field(2, ge=1, le=1_000_000,
+                               description="FedIT rounds before the tree is built")
     silhouette_threshold: float = Field(
         0.1, ge=-1, le=1, description="score of one shared cluster (phi(1))"
     )
-    window: int = Field(3, ge=1, description="cluster counts tried per layer (K_win)")
+    window: int = Field(3, ge=1, le=1000, description="cluster counts tried per layer (K_win)")
     mix: float = Field(0.8, ge=0, le=1, description="weight of the cluster expert")
 
 
