@@ -87,7 +87,10 @@ def test_a_killed_worker_is_retried_and_loses_no_run(local_ray, tmp_path):
         t0 = time.time()
         while time.time() - t0 < 120 and not (ckpt.exists() and lock.exists()):
             time.sleep(0.01)
-        pid = lock.read_text().strip()
+        try:
+            pid = lock.read_text().strip()
+        except FileNotFoundError:  # the run ended (its lock is removed at the end)
+            return
         if pid.isdigit() and int(pid) != os.getpid():
             os.kill(int(pid), signal.SIGKILL)
             killed.append(int(pid))

@@ -477,3 +477,34 @@ def test_validate_bounds_its_work_on_microsecond_blocks(monkeypatch):
         rounds.append(len(played))
     assert values[0] == pytest.approx(values[1], rel=0.02)
     assert 5 <= rounds[0] < 200  # bounded by MAX_BLOCK_SAMPLES
+
+
+def test_a_finished_run_leaves_no_lock_and_a_short_repr(tiny_raw, tmp_path):
+    import wirelessfl
+
+    run = wirelessfl.run(tiny_raw, output=tmp_path / "r")
+    assert not (tmp_path / "r" / ".lock").exists()
+    text = repr(run)
+    assert text.startswith("Run('tiny', 3 rounds, final accuracy") and len(text) < 200
+    assert "in memory" in repr(wirelessfl.run(tiny_raw, output=None))
+    again = wirelessfl.run(tiny_raw, output=tmp_path / "r", overwrite=True)  # lockable again
+    assert again.finished and not (tmp_path / "r" / ".lock").exists()
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
+    from wirelessfl.errors import OutputError
+    from wirelessfl.results import RunLock
+
+    first = RunLock(tmp_path)
+    with pytest.raises(OutputError):
+        RunLock(tmp_path)
+    first.release()
+    assert not (tmp_path / ".lock").exists()
+    RunLock(tmp_path).release()
+
+
+def test_the_wrong_kind_of_class_reads_well(tmp_path, capsys):
+    raw = copy.deepcopy(TINY)
+    raw["method"] = {"aggregator": "channels.rayleigh:BlockRayleigh"}
+    err = one_line_error(capsys, ["validate", write(tmp_path, raw)], "method.aggregator")
+    assert "is not an aggregator (an Aggregator subclass)" in err

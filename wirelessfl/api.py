@@ -33,7 +33,7 @@ from wirelessfl.results import finished_summary
 DEFAULT = "default"  # ``output=DEFAULT``: the scenario's own output.dir
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """One run's results, in memory or read back from its folder.
 
@@ -63,6 +63,19 @@ class Run:
     tables: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     _state: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        name = self.config.get("name", "")
+        rounds = len(self.metrics) if self.metrics is not None else 0
+        q = self.summary.get("quality_metric")
+        final = self.summary.get(f"final_{q}") if q else None
+        parts = [repr(name), f"{rounds} rounds"]
+        if final is not None:
+            parts.append(f"final {q} {final:.4g}")
+        parts.append(f"path={str(self.path)!r}" if self.path is not None else "in memory")
+        if not self.finished:
+            parts.append("unfinished")
+        return f"Run({', '.join(parts)})"
 
     @property
     def finished(self) -> bool:

@@ -41,6 +41,11 @@ ENTRY_POINT_GROUPS = {
 IMPORT_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "an aggregator", "a channel"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 class NoParams(BaseModel):
     """Parameters of a plug-in that takes none."""
 
@@ -108,7 +113,7 @@ class Registry(Generic[T]):
                                           and not issubclass(obj, self.base)):
             what = self.base.__name__ if self.base is not None else "class"
             raise UnknownNameError(name, self.names(),
-                                   f"{name!r} is not a {self.kind} (a {what} subclass)")
+                                   f"{name!r} is not {_a(self.kind)} ({_a(what)} subclass)")
         return obj  # type: ignore[return-value]
 
     def _load_entry_points(self) -> None:

@@ -307,15 +307,26 @@ class RunLock:
     def __init__(self, path: Path) -> None:
         import fcntl
 
-        self.file = (path / ".lock").open("a+")
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "another process"
+        self.path = path / ".lock"
+        for _ in range(100):
+            self.file = self.path.open("a+")
+            try:
+                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.file.seek(0)
+                holder = self.file.read().strip() or "another process"
+                self.file.close()
+                raise OutputError("output.dir", f"{str(path)!r} is being written by process "
+                                  f"{holder}; wait for it or stop it") from None
+            # the holder before us removes the file when it ends: make sure we locked
+            # the file the path names now, not the one it unlinked
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(self.file.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             self.file.close()
-            raise OutputError("output.dir", f"{str(path)!r} is being written by process "
-                              f"{holder}; wait for it or stop it") from None
         self.file.seek(0)
         self.file.truncate()
         self.file.write(str(os.getpid()))
@@ -325,6 +336,10 @@ class RunLock:
         import fcntl
 
         if not self.file.closed:
+            # unlink while still holding the lock, so that no one can lock this file
+            # and believe it owns the folder (the next writer checks the inode)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
 
