@@ -164,6 +164,48 @@ class Channel(ABC):
             return WindowLaw.stationary(len(g), gains, probs, from_s)
         return WindowLaw.block(g, np.full(len(g), end), gains, probs)
 
+    def sample_paths(self, links: np.ndarray, gain: np.ndarray | None, known_at_s: float,
+                     times_s: np.ndarray, n_paths: int, rng: np.random.Generator
+                     ) -> np.ndarray:
+        """Sample paths of the band gain of ``links`` given ``gain`` measured at
+        ``known_at_s`` (None: nothing known, the stationary law).
+
+        The default suits i.i.d. block models: the measured gain while its block lasts,
+        then an independent draw of the stationary law (:meth:`marginal_nodes`, an
+        equal-probability quadrature) per block and path; a time-invariant channel
+        keeps the measured gain. Correlated models override it with their conditional
+        law.
+
+        Parameters
+        ----------
+        links : ndarray of int, shape (n,)
+        gain : ndarray, shape (n,), or None
+        times_s : ndarray, shape (T,)
+            Absolute times, seconds.
+
+        Returns
+        -------
+        ndarray, shape (n, n_paths, T)
+        """
+        links = np.asarray(links)
+        n, t = len(links), np.asarray(times_s, dtype=float)
+        if not np.isfinite(self.coherence_time_s):
+            g = np.ones(n) if gain is None else np.asarray(gain, dtype=float)
+            return np.broadcast_to(g[:, None, None], (n, n_paths, t.size)).copy()
+        nodes, probs = self.marginal_nodes()
+        nodes = np.broadcast_to(nodes, (self.n_links, nodes.shape[-1]))[links]
+        blocks = self.block_index(t)
+        uniq, inv = np.unique(blocks, return_inverse=True)
+        cum = np.cumsum(np.broadcast_to(probs, (self.n_links, probs.shape[-1]))[links], axis=1)
+        u = rng.random((n, n_paths, uniq.size))
+        pick = np.minimum((u[..., None] > cum[:, None, None, :]).sum(axis=-1), nodes.shape[1] - 1)
+        out = np.take_along_axis(nodes[:, None, :], pick.reshape(n, 1, -1), axis=2)
+        out = out.reshape(n, n_paths, uniq.size)[:, :, inv]
+        if gain is not None:
+            known = blocks == self.block_index(np.array([known_at_s]))[0]
+            out[:, :, known] = np.asarray(gain, dtype=float)[:, None, None]
+        return out
+
     def stationary_law(self, n_links: int, from_s: float) -> WindowLaw:
         """The law without CSI (statistical planning): the stationary law throughout."""
         gains, probs = self.marginal_nodes()

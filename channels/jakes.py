@@ -17,6 +17,8 @@ from channels.law import (
 # the conditional law is tabulated on segments of LAW_STEP / f_d up to LAW_SPAN / f_d
 # after the measurement; beyond, |J0|^2 < 0.04 and the stationary law is used
 LAW_STEP, LAW_SPAN, LAW_NODES = 0.2, 3.0, 8
+#: sinusoids of each sample path the planner draws (its correlation is exact for any)
+PATH_SINUSOIDS = 32
 
 SPEED_OF_LIGHT_M_S = 299_792_458.0
 
@@ -99,6 +101,33 @@ class JakesRayleigh(Channel):
         """The Rayleigh law's exact equal-probability bin means."""
         gains, probs = exponential_nodes(QUADRATURE_NODES)
         return gains[None, :], probs[None, :]
+
+    def sample_paths(self, links: np.ndarray, gain: np.ndarray | None, known_at_s: float,
+                     times_s: np.ndarray, n_paths: int, rng: np.random.Generator
+                     ) -> np.ndarray:
+        """Clarke's conditional law given ``|h(0)|^2 = g0``, path by path.
+
+        Each path is a fresh sum of :data:`PATH_SINUSOIDS` sinusoids ``w(s)`` (lag s
+        from the measurement) corrected by kriging, ``h(s) = w(s) + J0(2 pi f_d s)
+        (sqrt(g0) - w(0))``: for a Gaussian process this has exactly the conditional
+        law of h given h(0) = sqrt(g0) (the phase of h(0) does not matter).
+        """
+        n = len(np.asarray(links))
+        lag = np.asarray(times_s, dtype=float) - known_at_s
+        alpha = rng.uniform(0, 2 * np.pi, (n, n_paths, PATH_SINUSOIDS))
+        omega = 2 * np.pi * self.f_d * np.cos(alpha)
+        phi = rng.uniform(0, 2 * np.pi, (n, n_paths, PATH_SINUSOIDS))
+        ph = omega[..., None] * lag + phi[..., None]  # (n, P, N, T)
+        w = np.empty(ph.shape, dtype=complex)
+        np.cos(ph, out=w.real)
+        np.sin(ph, out=w.imag)
+        w = w.sum(axis=2) / np.sqrt(PATH_SINUSOIDS)  # (n, P, T)
+        if gain is None:
+            return np.abs(w) ** 2
+        w0 = np.exp(1j * phi).sum(axis=2) / np.sqrt(PATH_SINUSOIDS)  # (n, P)
+        rho = j0(2 * np.pi * self.f_d * lag)  # (T,)
+        h = w + rho * (np.sqrt(np.asarray(gain, dtype=float))[:, None, None] - w0[..., None])
+        return np.abs(h) ** 2
 
     def window_law(self, gain: np.ndarray, known_at_s: float, from_s: float) -> WindowLaw:
         """Clarke's conditional law given the gain ``g0`` measured at ``known_at_s``.

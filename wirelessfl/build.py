@@ -134,6 +134,9 @@ def build_cell(sc: Scenario) -> Cell:
     pos = place_clients(k, pl.model, seeding.rng(sc.seed, "placement"), pl.radius_m,
                         pl.min_distance_m, pl.distances_m)
     pathloss.draw(np.linalg.norm(pos, axis=1), seeding.rng(sc.seed, "shadowing"))
+    if sc.channel.csi.planning == "expected_finish" and fading.subbands > 1:
+        raise PluginError("channel.csi.planning", "expected_finish plans with the band's "
+                          "gain; a channel with sub-bands needs mean_rate (or subbands: 1)")
     try:
         fading.reset(k, seeding.rng(sc.seed, "channel"))
     except ValueError as err:  # e.g. a trace with fewer links than clients

@@ -35,6 +35,7 @@ from wirelessfl import records, seeding
 from wirelessfl.compression import error_profiles
 from wirelessfl.control import LatencyQueue, RoundContext
 from wirelessfl.control.blocks import block_count
+from wirelessfl.control.paths import uplink_paths
 from wirelessfl.control.planning import UplinkModel
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.client import round_job
@@ -66,6 +67,8 @@ class LoopSettings:
         Evaluate every this many rounds (and after the last).
     resource_block_hz : float or None
         OFDMA block width: controllers' bandwidths are rounded to whole blocks.
+    expected_finish : bool
+        Plan with sample paths of the gains (each upload's expected finish).
     """
 
     rounds: int
@@ -77,6 +80,7 @@ class LoopSettings:
     max_upload_s: float
     eval_every: int
     resource_block_hz: float | None = None
+    expected_finish: bool = False
 
 
 class RoundLoop:
@@ -174,6 +178,11 @@ class RoundLoop:
         uplink = UplinkModel(c_large, cell.uplink_law(sel, t_now, csi_all[sel]))
         band_hz = s.bandwidth_hz if s.resource_block_hz is None else (  # the usable band
             block_count(s.bandwidth_hz, s.resource_block_hz) * s.resource_block_hz)
+        if s.expected_finish:  # the planner's sample paths of the gains
+            uplink.paths = uplink_paths(cell, uplink, sel, t_now, csi_all[sel],
+                                        dl_plan + compute_s, self.sizes.full_bits[sel],
+                                        band_hz, s.max_upload_s,
+                                        seeding.rng(s.seed, "planning", t))
         ctx = RoundContext(t, sel, cell.uplink_c_hz(sel, fading), dl_plan, compute_s,
                            self.sizes.full_bits[sel], self.sizes.ranks[sel], band_hz,
                            s.latency_budget_s, queue_s,
@@ -204,6 +213,10 @@ class RoundLoop:
             out.drop_reason[i] = "non_finite_update"
         received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
         metrics: dict[str, float] = {}
+        if uplink.paths is not None and sends.any():  # the round's expected end
+            idx = np.flatnonzero(sends)
+            metrics["planned_round_latency_s"] = uplink.paths.take(idx).expected_latest_s(
+                np.asarray(alloc.bandwidth_hz)[idx], bits[idx], ctx.start_s[idx])
         if received:
             state, agg_metrics = self.aggregator.aggregate(state, received)
             metrics.update(agg_metrics)

@@ -24,6 +24,7 @@ COMPONENTS = {
     "compressor": 9,
     "csi": 10,
     "mobility": 11,
+    "planning": 12,
 }
 
 

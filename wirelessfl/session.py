@@ -68,7 +68,8 @@ def settings(sc: Scenario, n_selected: int) -> LoopSettings:
     """What the round loop needs of the scenario."""
     return LoopSettings(sc.rounds, sc.seed, n_selected, sc.radio.uplink_bandwidth_hz,
                         sc.controller.latency_budget_s, sc.sim.deadline_s,
-                        sc.sim.max_upload_s, sc.eval.every, sc.radio.resource_block_hz)
+                        sc.sim.max_upload_s, sc.eval.every, sc.radio.resource_block_hz,
+                        sc.channel.csi.planning == "expected_finish")
 
 
 def play(c: Components, observers: Sequence[Observer], checkpoint: Any = None,

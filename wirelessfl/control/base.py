@@ -137,9 +137,13 @@ def planned_latency_s(ctx: RoundContext, bandwidth_hz: np.ndarray, bits: np.ndar
     ``tau_k`` with ``D_k(b_k, tau_k) = S_k`` under the planner's uplink model
     (:class:`wirelessfl.control.planning.UplinkModel`); an empty payload finishes
     when its compute does.
+    With sample paths in the plan (``channel.csi.planning: expected_finish``), the
+    expected finish over them (:class:`wirelessfl.control.paths.PathModel`).
     """
-    return ctx.plan.finish_s(np.asarray(bandwidth_hz, dtype=float),
-                             np.asarray(bits, dtype=float), ctx.start_s)
+    b, s = np.asarray(bandwidth_hz, dtype=float), np.asarray(bits, dtype=float)
+    if ctx.plan.paths is not None:
+        return ctx.plan.paths.expected_finish_s(b, s, ctx.start_s)
+    return ctx.plan.finish_s(b, s, ctx.start_s)
 
 
 class LatencyQueue:

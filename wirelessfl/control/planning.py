@@ -24,6 +24,7 @@ With a law of one node that holds for ever (instantaneous CSI) D is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,10 +67,14 @@ class UplinkModel:
         Large-scale SNR-bandwidth products ``p beta_k / N0`` (no fading), Hz.
     law : WindowLaw
         The small-scale gain's law per client; times relative to the round start, s.
+    paths : PathModel or None
+        Sample paths of the gains, when the controller plans each upload's expected
+        finish (``channel.csi.planning: expected_finish``); None: the mean rate.
     """
 
     c_hz: np.ndarray
     law: WindowLaw
+    paths: Any = None
 
     @property
     def n(self) -> int:
@@ -81,7 +86,8 @@ class UplinkModel:
         return self.c_hz[:, None] * self.law.gains
 
     def take(self, idx: np.ndarray) -> UplinkModel:
-        return UplinkModel(self.c_hz[idx], self.law.take(idx))
+        return UplinkModel(self.c_hz[idx], self.law.take(idx),
+                           None if self.paths is None else self.paths.take(idx))
 
     # ------------------------------------------------------------------ bits by tau
 

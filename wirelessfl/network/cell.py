@@ -128,6 +128,24 @@ class Cell:
                                           t_s).take(links)
         return law.shifted(t_s)
 
+    def uplink_path_gains(self, links: np.ndarray, t_s: float, estimate: np.ndarray,
+                          edges_s: np.ndarray, n_paths: int, rng: np.random.Generator
+                          ) -> np.ndarray:
+        """Sample paths of the selected links' gains over the cells ``edges_s`` (relative
+        to ``t_s``), as the planner may believe them (:meth:`uplink_law`'s CSI kinds),
+        shape (n, n_paths, cells)."""
+        links = np.asarray(links)
+        est = np.asarray(estimate, dtype=float)
+        est = est.mean(axis=1) if est.ndim == 2 else est
+        mids = t_s + 0.5 * (edges_s[:-1] + edges_s[1:])
+        if self.csi_kind == "instantaneous":
+            g = np.broadcast_to(est[:, None, None], (len(links), n_paths, mids.size)).copy()
+        else:
+            known = None if self.csi_kind == "statistical" else est
+            g = self.channel.sample_paths(links, known, max(t_s - self.csi_delay_s, 0.0), mids,
+                                          n_paths, rng)
+        return g
+
     def broadcast_time_s(self, bits: float, links: np.ndarray, t_s: float) -> float:
         """Downlink broadcast of ``bits`` at the rate of the worst selected client.
 
