@@ -115,6 +115,33 @@ def test_jsonl_and_saved_datasets_give_the_same_data(tmp_path, csv_file):
     assert c.labels == [1, 0] and c.label_names == ["neg", "pos"]
 
 
+def test_csv_is_parsed_not_split_into_lines_and_takes_a_delimiter(tmp_path):
+    """A quoted field keeps its line break (the reader once glued its words); a .tsv
+    file reads with tabs, any file with ``delimiter``; a bad one is one line."""
+    from wirelessfl.build import resolve
+    from wirelessfl.errors import PluginError
+    from wirelessfl.learning.data import DATASETS
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "a.csv").write_text('text,label\n"first line\nsecond line",x\n'
+                                    '"one, two",y\n')
+    a = DATASETS.get("csv")(DATASETS.get("csv").Params(path=str(tmp_path / "a.csv"))
+                            ).load(rng, 8)
+    assert a.texts == ["first line\nsecond line", "one, two"]
+    (tmp_path / "b.tsv").write_text("text\tlabel\nhello, world\tx\nbye\ty\n")
+    b = DATASETS.get("csv")(DATASETS.get("csv").Params(path=str(tmp_path / "b.tsv"))
+                            ).load(rng, 8)
+    assert b.texts == ["hello, world", "bye"] and b.label_names == ["x", "y"]
+    (tmp_path / "c.txt").write_text("text;label\nhi;x\nho;y\n")
+    c = DATASETS.get("csv")(DATASETS.get("csv").Params(path=str(tmp_path / "c.txt"),
+                                                       delimiter=";")).load(rng, 8)
+    assert c.texts == ["hi", "ho"]
+    with pytest.raises(PluginError) as err:
+        resolve(DATASETS, "data.name", "csv", {"path": str(tmp_path / "c.txt"),
+                                               "delimiter": ";;"}, "data.options")
+    assert err.value.key == "data.options.delimiter"
+
+
 @pytest.mark.parametrize("model, data, key", [
     ({"name": "hf", "options": {"path": "/nonexistent/model"}}, None, "model.options"),
     ({"name": "hf", "options": {}}, None, "model.options.path"),

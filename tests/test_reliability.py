@@ -508,3 +508,26 @@ def test_the_wrong_kind_of_class_reads_well(tmp_path, capsys):
     raw["method"] = {"aggregator": "channels.rayleigh:BlockRayleigh"}
     err = one_line_error(capsys, ["validate", write(tmp_path, raw)], "method.aggregator")
     assert "is not an aggregator (an Aggregator subclass)" in err
+
+
+def test_a_plugin_next_to_the_scenario_needs_no_pythonpath(tmp_path, capsys):
+    import sys
+
+    (tmp_path / "half_gain_here.py").write_text(
+        "import numpy as np\n"
+        "from channels.base import Channel\n\n\n"
+        "class HalfGain(Channel):\n"
+        "    coherence_time_s = float('inf')\n\n"
+        "    def reset(self, n_links, rng):\n"
+        "        self.n_links = int(n_links)\n\n"
+        "    def gains(self, times_s):\n"
+        "        return np.full((self.n_links, np.size(times_s)), 0.5)\n")
+    raw = copy.deepcopy(TINY)
+    raw["channel"] = {"fading": {"model": "half_gain_here:HalfGain"}}
+    path = write(tmp_path, raw)
+    try:
+        assert main(["validate", path]) == 0, capsys.readouterr().err
+    finally:
+        if str(tmp_path) in sys.path:
+            sys.path.remove(str(tmp_path))
+        sys.modules.pop("half_gain_here", None)

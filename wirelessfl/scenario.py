@@ -531,8 +531,17 @@ def load_raw(path: str | Path) -> dict[str, Any]:
 
     An empty file, or one holding only ``{}``, is an error: a scenario that says
     nothing is a mistake, not a request for every default.
+
+    The file's folder becomes importable (appended to ``sys.path``, after everything
+    installed), so a plug-in in a file next to the scenario is named
+    ``"my_fading:MyFading"`` with no ``PYTHONPATH``.
     """
+    import sys
+
     raw = yamlsafe.read(path)
+    folder = str(Path(path).resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
     if raw is None or raw == {}:
         raise ScenarioError("scenario file", f"{str(path)!r} is empty; a scenario needs at "
                             "least a name (see scenarios/smoke.yaml)")

@@ -34,6 +34,7 @@ A text data set is tokenised with the model's tokenizer to ``model.max_length``
 from __future__ import annotations
 
 import csv
+import io
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -479,13 +480,32 @@ class _TextFile(DataSource):
                              f"byte {err.start})") from None
 
 
+class CSVParams(TextFileParams):
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1,
+        description="one character between fields (default: a tab for .tsv, else a comma)")
+
+
 @DATASETS.register("csv")
 class CSVData(_TextFile):
-    """A local CSV file with a header: text and label, instruction records, or text."""
+    """A local CSV file with a header: text and label, instruction records, or text.
+
+    The file is parsed as CSV (RFC 4180), not split into lines first: a quoted field
+    keeps its line breaks.
+    """
+
+    Params = CSVParams
 
     def load(self, rng: np.random.Generator, max_length: int
              ) -> TextData | InstructionData | PlainText:
-        rows = list(csv.DictReader(self._read_text().splitlines()))
+        delimiter = self.params.delimiter or ("\t" if self.path.suffix.lower() == ".tsv"
+                                              else ",")
+        reader = csv.DictReader(io.StringIO(self._read_text(), newline=""),
+                                delimiter=delimiter)
+        try:
+            rows = list(reader)
+        except csv.Error as err:
+            raise ValueError(f"path: {str(self.path)!r} line {reader.line_num}: {err}") from None
         return _records(rows, self.params, self.format(), str(self.path))
 
 
