@@ -32,6 +32,24 @@ def test_the_library_page_runs_as_a_notebook(monkeypatch, tmp_path):
     assert sorted(ns["table"]["seed"].unique().tolist()) == [0, 1]
 
 
+def test_the_readme_python_block_runs_in_a_fresh_folder(monkeypatch, tmp_path):
+    """The README's "From Python" block needs nothing but the scenario files: no run
+    folder made earlier by a command."""
+    import shutil
+
+    text = (ROOT / "README.md").read_text()
+    part = text[text.index("## From Python"):]
+    code = re.search(r"```python\n(.*?)```", part, flags=re.S).group(1)
+    (tmp_path / "scenarios").mkdir()
+    shutil.copy(ROOT / "scenarios" / "smoke.yaml", tmp_path / "scenarios")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    ns: dict = {}
+    exec(compile(code, "README.md", "exec"), ns)  # noqa: S102
+    assert ns["run"].finished and len(ns["run"].metrics) == 3
+    assert sorted(ns["df"]["seed"].unique().tolist()) == [0, 1]
+
+
 def test_in_memory_and_folder_runs_agree(tiny_raw, tmp_path):
     mem = wirelessfl.run(tiny_raw, output=None)
     disk = wirelessfl.run(tiny_raw, output=tmp_path / "run")
