@@ -18,6 +18,8 @@ import pytest
 
 import wirelessfl
 from wirelessfl.cli import plugin_registries
+from wirelessfl.columns import CLIENTS as CLIENT_COLUMNS
+from wirelessfl.columns import METRICS as METRIC_COLUMNS
 
 REGISTRIES = {title.split(" (")[1].rstrip(")"): reg for title, reg in plugin_registries()}
 AGGREGATORS = REGISTRIES["method.aggregator"].names()
@@ -82,6 +84,9 @@ def check_run(raw: dict) -> wirelessfl.Run:
         if raw["method"]["controller"] != "ideal":  # ideal gives everyone the whole band
             assert total <= raw["radio"]["uplink_bandwidth_hz"] * (1 + 1e-9)
     assert np.all(c["keep_ranks"] <= c["rank"])
+    # every column is in the glossary (docs/columns.md)
+    assert set(m.columns) <= set(METRIC_COLUMNS), set(m.columns) - set(METRIC_COLUMNS)
+    assert set(c.columns) <= set(CLIENT_COLUMNS), set(c.columns) - set(CLIENT_COLUMNS)
     return r
 
 

@@ -129,3 +129,26 @@ def test_scenario_reference_doc_is_up_to_date():
 
     doc = Path(__file__).parent.parent / "docs" / "scenario.md"
     assert doc.read_text() == render(), "run: python -m wirelessfl.docs_gen > docs/scenario.md"
+
+
+def test_the_column_glossary_is_current_and_complete(tiny_raw):
+    """docs/columns.md is generated from wirelessfl/columns.py, and a causal LM with
+    generation metrics and expected-finish plans writes no column it lacks (the
+    matrix test checks every plug-in combination the same way)."""
+    from pathlib import Path
+
+    import wirelessfl
+    from wirelessfl.columns import CLIENTS, METRICS, markdown
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "columns.md"
+    assert doc.read_text() == markdown(), \
+        "run: python -m wirelessfl.docs_gen --columns > docs/columns.md"
+    tiny_raw.update(rounds=2)
+    tiny_raw["model"] = {"name": "tiny-llama", "max_length": 8, "lora": {"rank": 2}}
+    tiny_raw["eval"] = {"generate": {"samples": 2, "max_new_tokens": 2}}
+    tiny_raw["channel"] = {"fading": {"model": "jakes", "max_doppler_hz": 5.0},
+                           "csi": {"planning": "expected_finish"}}
+    r = wirelessfl.run(tiny_raw, output=None)
+    assert {"perplexity", "rougeL", "planned_round_latency_s"} <= set(r.metrics.columns)
+    assert set(r.metrics.columns) <= set(METRICS), set(r.metrics.columns) - set(METRICS)
+    assert set(r.clients.columns) <= set(CLIENTS)

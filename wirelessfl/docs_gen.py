@@ -59,4 +59,9 @@ def render() -> str:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    if sys.argv[1:] == ["--columns"]:
+        from wirelessfl.columns import markdown
+
+        sys.stdout.write(markdown())
+    else:
+        sys.stdout.write(render())
