@@ -149,10 +149,59 @@ def test_every_figure_type_is_drawn(sweep, tmp_path):
     _, out, _ = sweep
     assert main(["plot", str(out), "--out", str(tmp_path), "--round", "1"]) == 0
     for stem in ("accuracy_vs_latency", "accuracy_vs_uplink_bits", "accuracy_vs_round",
-                 "latency_vs_budget", "queue", "allocation_aggregator-fedit",
+                 "latency_vs_budget", "allocation_aggregator-fedit",
                  "allocation_aggregator-ffa", "round_timeline"):
         assert (tmp_path / f"{stem}.png").is_file(), stem
         assert (tmp_path / f"{stem}.pdf").is_file(), stem
+    # no controller of this sweep keeps a latency queue: no queue figure
+    assert not (tmp_path / "queue.png").exists()
+
+
+def test_figures_clip_bands_state_n_and_draw_the_queue_only_for_queue_controllers(
+        sweep, tmp_path):
+    """95% bands stay inside [0, 1] for accuracy and at or above 0 for latencies; the
+    legend says how many runs and which interval; TSFA's queue is drawn; the
+    allocation heatmap has whole-number client and round ticks."""
+    import json as _json
+
+    import matplotlib.collections
+
+    import wirelessfl
+    from wirelessfl import plotting
+    from wirelessfl.analysis import find_runs, group_runs
+
+    _, out, _ = sweep
+    groups = group_runs(find_runs([out]))
+    saved = {}
+    real = plotting._save
+
+    def keep(fig, folder, stem):
+        saved[stem] = fig
+        return real(fig, folder, stem)
+
+    plotting._save = keep
+    try:
+        plotting.plot_quality(groups, tmp_path)
+        plotting.plot_latency(groups, tmp_path)
+        plotting.plot_allocations(groups, tmp_path)
+    finally:
+        plotting._save = real
+    ax = saved["accuracy_vs_round"].axes[0]
+    bands = [c for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
+    assert bands
+    for c in bands:
+        y = np.concatenate([p.vertices[:, 1] for p in c.get_paths()])
+        assert y.min() >= 0.0 and y.max() <= 1.0
+    assert all("(n=2, 95% CI)" in t.get_text() for t in ax.get_legend().get_texts())
+    heat = saved["allocation_aggregator-fedit"].axes[0]
+    assert all(float(t).is_integer() for t in heat.get_yticks())
+    raw = _json.loads(_json.dumps(__import__("tests.conftest", fromlist=["TINY"]).TINY))
+    raw.update(rounds=3)
+    raw["method"] = {"aggregator": "fedit", "compressor": "soft", "controller": "tsfa"}
+    raw["controller"] = {"latency_budget_s": 0.01}
+    wirelessfl.run(raw, output=tmp_path / "tsfa")
+    assert main(["plot", str(tmp_path / "tsfa"), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "queue.png").is_file()
 
 
 def test_plot_rejects_a_folder_without_runs(tmp_path, capsys):

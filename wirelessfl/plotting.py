@@ -76,13 +76,26 @@ def finish(ax, xlabel: str, ylabel: str, fontsize: int = 8, outside: bool = Fals
         ax.legend(frameon=True, framealpha=0.85, edgecolor="none", fontsize=fontsize)
 
 
-def band(ax, x, y, color, label):
-    """Mean over axis 0 of ``y`` (n_runs, n_points) with its 95 % band when n_runs > 1."""
+#: physical range of each plotted quantity: bands are clipped to it
+BOUNDS = {"accuracy": (0.0, 1.0), "rougeL": (0.0, 1.0), "exact_match": (0.0, 1.0),
+          "perplexity": (1.0, np.inf), "round_latency_s": (0.0, np.inf),
+          "queue_s": (0.0, np.inf)}
+
+
+def band(ax, x, y, color, label, key: str = ""):
+    """Mean over axis 0 of ``y`` (n_runs, n_points) with its 95 % band when n_runs > 1,
+    clipped to the quantity's physical range (:data:`BOUNDS`); the legend states the
+    number of runs and the interval."""
     mean, lo, hi = mean_ci(y)
     ok = ~np.isnan(mean)
+    n = y.shape[0]
+    if n > 1:
+        label = f"{label} (n={n}, 95% CI)"
     ax.plot(x[ok], mean[ok], marker="o", markersize=3, color=color, label=label)
-    if y.shape[0] > 1:
-        ax.fill_between(x[ok], lo[ok], hi[ok], color=color, alpha=0.2, linewidth=0)
+    if n > 1:
+        low, high = BOUNDS.get(key, (-np.inf, np.inf))
+        ax.fill_between(x[ok], np.clip(lo[ok], low, high), np.clip(hi[ok], low, high),
+                        color=color, alpha=0.2, linewidth=0)
 
 
 YLABELS = {"accuracy": "test accuracy", "perplexity": "held-out perplexity",
@@ -107,7 +120,7 @@ def plot_quality(groups: list[Group], out: Path) -> list[Path]:
         fig, ax = subplots(figsize=(5.0, 3.4))
         for g in groups:
             x = np.nanmean(stack(g, key), axis=0) / div
-            band(ax, x, stack(g, y), colors[g.label], g.label)
+            band(ax, x, stack(g, y), colors[g.label], g.label, y)
         finish(ax, xlabel, YLABELS.get(y, y))
         if y == "perplexity":
             ax.set_yscale("log")
@@ -125,7 +138,7 @@ def plot_latency(groups: list[Group], out: Path) -> list[Path]:
     for g in groups:
         lat = stack(g, "round_latency_s")
         x = np.arange(lat.shape[1])
-        band(ax, x, lat, colors[g.label], g.label)
+        band(ax, x, lat, colors[g.label], g.label, "round_latency_s")
         avg = np.cumsum(lat, axis=1) / (x + 1)
         ax.plot(x, avg.mean(axis=0), linestyle="--", color=colors[g.label], linewidth=1)
         b = g.runs[0].config.get("controller", {}).get("latency_budget_s")
@@ -137,13 +150,26 @@ def plot_latency(groups: list[Group], out: Path) -> list[Path]:
                     fontsize=7)
     finish(ax, "round", "round latency (s); dashed: running average")
     paths = _save(fig, out, "latency_vs_budget")
-
+    queued = [g for g in groups if _uses_queue(g.runs[0])]
+    if not queued:  # no controller here keeps a latency queue
+        return paths
     fig, ax = subplots(figsize=(5.0, 3.0))
-    for g in groups:
+    for g in queued:
         q = stack(g, "queue_s")
-        band(ax, np.arange(q.shape[1]), q, colors[g.label], g.label)
+        band(ax, np.arange(q.shape[1]), q, colors[g.label], g.label, "queue_s")
     finish(ax, "round", "virtual queue Q(t) (s)")
     return paths + _save(fig, out, "queue")
+
+
+def _uses_queue(run: Run) -> bool:
+    """Whether the run's controller decides with the long-term latency queue."""
+    from wirelessfl.control import CONTROLLERS
+
+    name = (run.config.get("method") or {}).get("controller", "")
+    try:
+        return bool(CONTROLLERS.get(name).uses_queue)
+    except Exception:  # a plug-in that is not importable here: draw the queue anyway
+        return True
 
 
 def _client_matrix(run: Run, key: str) -> np.ndarray:
@@ -169,8 +195,11 @@ def plot_allocations(groups: list[Group], out: Path) -> list[Path]:
                            interpolation="nearest")
             ax.set_xlabel("round")
             ax.set_ylabel("client")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(title, fontsize=9)
-            fig.colorbar(im, ax=ax)
+            fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)
+        fig.subplots_adjust(wspace=0.45)
         fig.suptitle(g.label, fontsize=9)
         stem = "allocation" if len(groups) == 1 else f"allocation_{_slug(g.label)}"
         paths += _save(fig, out, stem)

@@ -190,6 +190,8 @@ class Controller(ABC):
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
     needs_budget: ClassVar[bool] = False
+    #: decides with the long-term latency queue Q(t) (plots draw it only then)
+    uses_queue: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -117,6 +117,7 @@ class TSFA(Controller):
 
     Params = TSFAParams
     needs_budget = True
+    uses_queue = True
 
     def __init__(self, params: TSFAParams | None = None) -> None:
         super().__init__(params)
