@@ -68,9 +68,12 @@ CASES = {
 
 def bare_loop(sc) -> float:
     """Same training, FedAvg and evaluation as the scenario, in plain PyTorch + peft."""
+    from wirelessfl.build import resolve_model
+
     if sc.model.name in CAUSAL:
         return bare_causal_loop(sc)
     t0 = time.perf_counter()
+    sc = resolve_model(sc)  # the LoRA targets the scenario leaves to the model
     data = load_data(sc)
     shards = split_shards(sc, data)
     model = wrap_lora(build_base(sc.model.name, data.num_labels, data.vocab_size,
