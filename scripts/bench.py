@@ -66,84 +66,14 @@ CASES = {
 }
 
 
-def bare_loop(sc) -> float:
-    """Same training, FedAvg and evaluation as the scenario, in plain PyTorch + peft."""
-    from wirelessfl.build import resolve_model
-
-    if sc.model.name in CAUSAL:
-        return bare_causal_loop(sc)
-    t0 = time.perf_counter()
-    sc = resolve_model(sc)  # the LoRA targets the scenario leaves to the model
-    data = load_data(sc)
-    shards = split_shards(sc, data)
-    model = wrap_lora(build_base(sc.model.name, data.num_labels, data.vocab_size,
-                                 sc.model.max_length, sc.model.pooling, 0),
-                      sc.model.lora.rank, sc.model.lora.alpha, 0.0, sc.model.lora.target_modules,
-                      1)
+def fedavg_rounds(sc, model, shards, loss_of, evaluate) -> None:
+    """The scenario's rounds in plain PyTorch: every client trains ``local_steps`` AdamW
+    steps on ``loss_of(idx)`` from the global adapter, FedAvg weighted by shard size,
+    ``evaluate(idx)`` over the test shard at the evaluation rounds."""
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     glob = {n: p.detach().clone() for n, p in params.items()}
     gen = torch.Generator().manual_seed(0)
     steps, bs = sc.clients.local_steps, sc.clients.batch_size
-    for t in range(sc.rounds):
-        acc = {n: torch.zeros_like(v) for n, v in glob.items()}
-        total = sum(len(s) for s in shards.train)
-        for shard in shards.train:
-            with torch.no_grad():
-                for n, p in params.items():
-                    p.copy_(glob[n])
-            model.train()
-            opt = torch.optim.AdamW(params.values(), lr=sc.clients.learning_rate)
-            for _ in range(steps):
-                idx = torch.as_tensor(shard)[torch.randint(len(shard), (bs,), generator=gen)]
-                loss = F.cross_entropy(model(input_ids=data.input_ids[idx],
-                                             attention_mask=data.attention_mask[idx]),
-                                       data.labels[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            for n, p in params.items():
-                acc[n] += p.detach() * (len(shard) / total)
-        glob = acc
-        if t % sc.eval.every == 0 or t == sc.rounds - 1:
-            with torch.no_grad():
-                for n, p in params.items():
-                    p.copy_(glob[n])
-                model.eval()
-                for s in range(0, len(shards.test), sc.eval.batch_size):
-                    i = torch.as_tensor(shards.test[s : s + sc.eval.batch_size])
-                    model(input_ids=data.input_ids[i], attention_mask=data.attention_mask[i])
-    return time.perf_counter() - t0
-
-
-CAUSAL = ("smollm2-135m", "tiny-llama")
-
-
-def bare_causal_loop(sc) -> float:
-    """A causal LM's instruction tuning in plain PyTorch + peft: the same data, shards,
-    model, LoRA, steps and FedAvg; the masked next-token loss written out; held-out
-    loss at the evaluation rounds."""
-    from wirelessfl.build import resolve_model
-
-    t0 = time.perf_counter()
-    sc = resolve_model(sc)
-    data = load_data(sc)
-    shards = split_shards(sc, data)
-    model = wrap_lora(build_base(sc.model.name, 0, data.vocab_size, sc.model.max_length,
-                                 sc.model.pooling, 0, sc.model.options, task="causal_lm"),
-                      sc.model.lora.rank, sc.model.lora.alpha, 0.0,
-                      sc.model.lora.target_modules, 1)
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    glob = {n: p.detach().clone() for n, p in params.items()}
-    gen = torch.Generator().manual_seed(0)
-    steps, bs = sc.clients.local_steps, sc.clients.batch_size
-
-    def loss_of(idx):
-        logits = model(input_ids=data.input_ids[idx],
-                       attention_mask=data.attention_mask[idx]).logits[:, :-1]
-        tgt = data.labels[idx][:, 1:]
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
-                               ignore_index=-100)
-
     for t in range(sc.rounds):
         acc = {n: torch.zeros_like(v) for n, v in glob.items()}
         total = sum(len(s) for s in shards.train)
@@ -168,7 +98,58 @@ def bare_causal_loop(sc) -> float:
                     p.copy_(glob[n])
                 model.eval()
                 for s in range(0, len(shards.test), sc.eval.batch_size):
-                    loss_of(torch.as_tensor(shards.test[s : s + sc.eval.batch_size]))
+                    evaluate(torch.as_tensor(shards.test[s : s + sc.eval.batch_size]))
+
+
+def bare_loop(sc) -> float:
+    """Same training, FedAvg and evaluation as the scenario, in plain PyTorch + peft."""
+    from wirelessfl.build import resolve_model
+
+    if sc.model.name in CAUSAL:
+        return bare_causal_loop(sc)
+    t0 = time.perf_counter()
+    sc = resolve_model(sc)  # the LoRA targets the scenario leaves to the model
+    data = load_data(sc)
+    shards = split_shards(sc, data)
+    model = wrap_lora(build_base(sc.model.name, data.num_labels, data.vocab_size,
+                                 sc.model.max_length, sc.model.pooling, 0),
+                      sc.model.lora.rank, sc.model.lora.alpha, 0.0, sc.model.lora.target_modules,
+                      1)
+
+    def forward(idx):
+        return model(input_ids=data.input_ids[idx], attention_mask=data.attention_mask[idx])
+
+    fedavg_rounds(sc, model, shards,
+                  lambda idx: F.cross_entropy(forward(idx), data.labels[idx]), forward)
+    return time.perf_counter() - t0
+
+
+CAUSAL = ("smollm2-135m", "tiny-llama")
+
+
+def bare_causal_loop(sc) -> float:
+    """A causal LM's instruction tuning in plain PyTorch + peft: the same data, shards,
+    model, LoRA, steps and FedAvg; the masked next-token loss written out; held-out
+    loss at the evaluation rounds."""
+    from wirelessfl.build import resolve_model
+
+    t0 = time.perf_counter()
+    sc = resolve_model(sc)
+    data = load_data(sc)
+    shards = split_shards(sc, data)
+    model = wrap_lora(build_base(sc.model.name, 0, data.vocab_size, sc.model.max_length,
+                                 sc.model.pooling, 0, sc.model.options, task="causal_lm"),
+                      sc.model.lora.rank, sc.model.lora.alpha, 0.0,
+                      sc.model.lora.target_modules, 1)
+
+    def loss_of(idx):
+        logits = model(input_ids=data.input_ids[idx],
+                       attention_mask=data.attention_mask[idx]).logits[:, :-1]
+        tgt = data.labels[idx][:, 1:]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                               ignore_index=-100)
+
+    fedavg_rounds(sc, model, shards, loss_of, loss_of)
     return time.perf_counter() - t0
 
 
