@@ -23,21 +23,23 @@ PATH_SINUSOIDS = 32
 SPEED_OF_LIGHT_M_S = 299_792_458.0
 
 
-class JakesParams(BaseModel):
+class DopplerParams(BaseModel):
+    """The Doppler options of a time-varying model (``jakes``, ``tdl``): the maximum
+    Doppler shift, or a speed and a carrier; the simulator's hold step."""
+
     model_config = ConfigDict(extra="forbid")
     max_doppler_hz: float | None = Field(None, gt=0, le=1e5,
                                          description="f_d; or speed + carrier")
     speed_mps: float | None = Field(None, gt=0, le=1_000, description="terminal speed v, m/s")
     carrier_frequency_hz: float = Field(3.5e9, gt=0, le=1e12,
                                         description="f_c (with speed_mps)")
-    num_sinusoids: int = Field(64, ge=8, le=4096, description="paths N of the sum")
     time_resolution_s: float | None = Field(
         None, ge=1e-6, le=1e6,
         description="step over which the simulator holds the gain (default Tc/20)"
     )
 
     @model_validator(mode="after")
-    def _doppler(self) -> JakesParams:
+    def _doppler(self) -> DopplerParams:
         if (self.max_doppler_hz is None) == (self.speed_mps is None):
             raise ValueError("give exactly one of max_doppler_hz or speed_mps")
         return self
@@ -47,6 +49,10 @@ class JakesParams(BaseModel):
         if self.max_doppler_hz is not None:
             return self.max_doppler_hz
         return self.speed_mps * self.carrier_frequency_hz / SPEED_OF_LIGHT_M_S
+
+
+class JakesParams(DopplerParams):
+    num_sinusoids: int = Field(64, ge=8, le=4096, description="paths N of the sum")
 
 
 #: ``f_d tau`` at which the power correlation ``J0^2(2 pi f_d tau)`` is 1/2

@@ -32,10 +32,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from channels.base import Channel, register_channel
-from channels.jakes import SPEED_OF_LIGHT_M_S
+from channels.jakes import DopplerParams
 
 #: TR 38.901 Table 7.7.2-1..5: (normalised delays, powers in dB); for D and E the first
 #: two entries are the LOS tap's specular part and its Rayleigh part, at delay 0
@@ -109,15 +109,11 @@ def sinusoids_per_tap(powers: np.ndarray, total: int, los: bool) -> np.ndarray:
     return counts
 
 
-class TDLParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TDLParams(DopplerParams):
     profile: Literal["A", "B", "C", "D", "E"] = Field(
         "C", description="TR 38.901 TDL profile (A-C: NLOS, D-E: LOS)")
     delay_spread_s: float = Field(300e-9, ge=0, le=1e-5,
                                   description="rms delay spread DS that scales the delays, s")
-    max_doppler_hz: float | None = Field(None, gt=0, le=1e5,
-                                         description="f_d; or speed + carrier")
-    speed_mps: float | None = Field(None, gt=0, le=1_000, description="terminal speed v, m/s")
     carrier_frequency_hz: float = Field(3.5e9, ge=1e8, le=1e12,
                                         description="f_c (with speed_mps)")
     bandwidth_hz: float | None = Field(
@@ -128,25 +124,13 @@ class TDLParams(BaseModel):
                           description="sub-band gains Q (bins of the sorted subcarriers)")
     num_sinusoids: int = Field(64, ge=32, le=4096,
                                description="sinusoids per link, shared by the taps")
-    time_resolution_s: float | None = Field(
-        None, ge=1e-6, le=1e6,
-        description="step over which the simulator holds the gain (default Tc/20)"
-    )
 
     @model_validator(mode="after")
-    def _check(self) -> TDLParams:
-        if (self.max_doppler_hz is None) == (self.speed_mps is None):
-            raise ValueError("give exactly one of max_doppler_hz or speed_mps")
+    def _bands(self) -> TDLParams:
         if self.subbands > self.subcarriers:
             raise ValueError(f"subbands ({self.subbands}) must not exceed subcarriers "
                              f"({self.subcarriers})")
         return self
-
-    @property
-    def doppler_hz(self) -> float:
-        if self.max_doppler_hz is not None:
-            return self.max_doppler_hz
-        return self.speed_mps * self.carrier_frequency_hz / SPEED_OF_LIGHT_M_S
 
 
 @register_channel("tdl")
