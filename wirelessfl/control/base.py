@@ -131,6 +131,17 @@ class Allocation:
     resource_blocks: np.ndarray | None = None
 
 
+def sent_bits(ctx: RoundContext, keep_ranks: np.ndarray | None) -> np.ndarray:
+    """Bits each client sends when it keeps ``keep_ranks`` (None: every rank; 0: the
+    client is left out and sends nothing), shape (n,)."""
+    full = np.asarray(ctx.full_bits, dtype=float)
+    if keep_ranks is None:
+        return full
+    m = np.asarray(keep_ranks, dtype=int)
+    per = full if ctx.bits is None else ctx.bits[np.arange(len(m)), np.maximum(m, 1)]
+    return np.where(m > 0, per, 0.0)
+
+
 def planned_latency_s(ctx: RoundContext, bandwidth_hz: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """Planned finish of each upload after the round start, seconds.
 
@@ -229,7 +240,7 @@ class Controller(ABC):
 
         total = block_count(ctx.bandwidth_hz, block_hz)
         return with_blocks(ctx, alloc, largest_remainder(alloc.bandwidth_hz, total, block_hz),
-                           block_hz)
+                           block_hz, sent_bits(ctx, alloc.keep_ranks))
 
     @abstractmethod
     def online(self, ctx: RoundContext) -> Allocation:

@@ -13,6 +13,7 @@ from wirelessfl.control.base import (
     RoundContext,
     planned_latency_s,
     register_controller,
+    sent_bits,
 )
 
 
@@ -36,11 +37,12 @@ def allocate(ctx: RoundContext, m: np.ndarray, keep: bool) -> Allocation:
 
 def minmax_blocks(ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
     """``alloc``'s payloads on the whole-block allocation with the least latest finish."""
-    from wirelessfl.control.blocks import block_count, integer_minmax, payload_bits, with_blocks
+    from wirelessfl.control.blocks import block_count, integer_minmax, with_blocks
 
-    _, blocks = integer_minmax(ctx.plan, ctx.start_s, payload_bits(ctx, alloc.keep_ranks),
+    bits = sent_bits(ctx, alloc.keep_ranks)
+    _, blocks = integer_minmax(ctx.plan, ctx.start_s, bits,
                                block_count(ctx.bandwidth_hz, block_hz), block_hz)
-    return with_blocks(ctx, alloc, blocks, block_hz)
+    return with_blocks(ctx, alloc, blocks, block_hz, bits)
 
 
 @register_controller("minmax")

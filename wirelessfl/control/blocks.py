@@ -203,17 +203,9 @@ def ranks_in_blocks(ctx, cost: np.ndarray, m: np.ndarray, total: int,
     return m, blocks
 
 
-def payload_bits(ctx, keep_ranks: np.ndarray | None) -> np.ndarray:
-    """Bits each client sends under ``keep_ranks`` (None: full rank), shape (n,)."""
-    if keep_ranks is None or ctx.bits is None:
-        return np.asarray(ctx.full_bits, dtype=float)
-    m = np.asarray(keep_ranks, dtype=int)
-    return np.where(m > 0, ctx.bits[np.arange(len(m)), np.maximum(m, 0)], 0.0)
-
-
-def with_blocks(ctx, alloc, blocks: np.ndarray, block_hz: float):
-    """``alloc`` with ``blocks`` whole blocks each and the planned latencies they give."""
-    bits = payload_bits(ctx, alloc.keep_ranks)
+def with_blocks(ctx, alloc, blocks: np.ndarray, block_hz: float, bits: np.ndarray):
+    """``alloc`` with ``blocks`` whole blocks each and the planned latencies they give
+    to payloads of ``bits`` (shape (n,))."""
     b = np.asarray(blocks, dtype=float) * block_hz
     sends = (bits > 0) & (b > 0)
     planned = np.asarray(alloc.planned_latency_s, dtype=float).copy()

@@ -62,8 +62,9 @@ from wirelessfl.control.base import (
     RoundContext,
     planned_latency_s,
     register_controller,
+    sent_bits,
 )
-from wirelessfl.control.baselines import bits_at, full_ranks
+from wirelessfl.control.baselines import bits_at, minmax_blocks
 from wirelessfl.control.knapsack import choose_ranks, choose_ranks_exact
 from wirelessfl.control.rate_table import (
     RateTable,
@@ -300,28 +301,16 @@ class TSFA(Controller):
         """The ranks re-chosen on the objective in whole blocks, then the blocks
         (:func:`~wirelessfl.control.blocks.ranks_in_blocks`; who is scheduled stays
         as decided)."""
-        from wirelessfl.control.blocks import (
-            block_count,
-            integer_minmax,
-            ranks_in_blocks,
-            with_blocks,
-        )
+        from wirelessfl.control.blocks import block_count, ranks_in_blocks, with_blocks
 
-        total = block_count(ctx.bandwidth_hz, block_hz)
         m = None if alloc.keep_ranks is None else np.asarray(alloc.keep_ranks, dtype=int)
         if m is None or ctx.bits is None or ctx.queue <= 0 or not np.any(m > 0):
-            bits = bits_at(ctx, full_ranks(ctx)) if m is None else self._bits(ctx, m)
-            _, blocks = integer_minmax(ctx.plan, ctx.start_s, bits, total, block_hz)
-            return with_blocks(ctx, alloc, blocks, block_hz)
-        m, blocks = ranks_in_blocks(ctx, self.costs(ctx), m, total, block_hz)
+            return minmax_blocks(ctx, alloc, block_hz)  # no ranks to trade: its payloads
+        m, blocks = ranks_in_blocks(ctx, self.costs(ctx), m,
+                                    block_count(ctx.bandwidth_hz, block_hz), block_hz)
         alloc = replace(alloc, keep_ranks=m, metrics={
             **alloc.metrics, "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks)))})
-        return with_blocks(ctx, alloc, blocks, block_hz)
-
-    @staticmethod
-    def _bits(ctx: RoundContext, m: np.ndarray) -> np.ndarray:
-        """Payloads of ranks m (0 bits for a client left out)."""
-        return np.where(m > 0, bits_at(ctx, np.maximum(m, 1)), 0.0)
+        return with_blocks(ctx, alloc, blocks, block_hz, sent_bits(ctx, m))
 
     def online(self, ctx: RoundContext) -> Allocation:
         try:
@@ -559,7 +548,7 @@ class TSFA(Controller):
         out of reach, a ``controller_fallback`` event; ``least_s`` is the min-max
         latency with one rank each (0 when not computed)."""
         sent = m > 0
-        bits = np.where(sent, bits_at(ctx, np.maximum(m, 1)), 0.0)
+        bits = sent_bits(ctx, m)
         planned = planned_latency_s(ctx, np.where(sent, b, 0.0), bits)
         keep = None if ctx.bits is None else m
         metrics = {
