@@ -36,6 +36,7 @@ from pydantic import Field, model_validator
 
 from channels.base import Channel, register_channel
 from channels.jakes import DopplerParams
+from channels.law import equal_probability_nodes
 
 #: TR 38.901 Table 7.7.2-1..5: (normalised delays, powers in dB); for D and E the first
 #: two entries are the LOS tap's specular part and its Rayleigh part, at delay 0
@@ -154,7 +155,8 @@ class TDL(Channel):
         band = p.bandwidth_hz if p.bandwidth_hz is not None else 20e6
         #: subcarrier offsets from the carrier, Hz, shape (F,)
         self.frequencies_hz = band * ((np.arange(p.subcarriers) + 0.5) / p.subcarriers - 0.5)
-        # steering of each tap onto the subcarriers, sqrt(P_l) exp(-j 2 pi f_k tau_l): (L, F)
+        # steering of each tap onto the subcarriers, exp(-j 2 pi f_k tau_l): (L, F); the
+        # taps' powers are in the sinusoids' amplitudes (mix)
         self._steer = np.exp(-2j * np.pi * self.delays_s[:, None] * self.frequencies_hz)
         self._gram = self._steer @ self._steer.conj().T / p.subcarriers  # (L, L)
         # sinusoids: tap_of[i] is the tap sinusoid i belongs to; mix (M, L) holds each
@@ -234,7 +236,5 @@ class TDL(Channel):
             the bins' weights differ by at most one subcarrier).
         """
         h = self.frequency_response(times_s)
-        g = np.sort(h.real**2 + h.imag**2, axis=-1)
-        edges = np.linspace(0, g.shape[-1], self.params.subbands + 1).round().astype(int)
-        return np.stack([g[..., a:b].mean(axis=-1) for a, b in zip(edges[:-1], edges[1:],
-                                                                       strict=True)], axis=-1)
+        gains, _ = equal_probability_nodes(h.real**2 + h.imag**2, self.params.subbands)
+        return gains

@@ -78,10 +78,6 @@ class Cell:
         return snr_bandwidth_product_hz(self.tx_power_dbm, self.gain_db[links], fading,
                                         self.n0_w_hz)
 
-    def fading_at(self, t_s: float) -> np.ndarray:
-        """Small-scale gains of all K links at time ``t_s``, shape (K,)."""
-        return self.channel.gains(np.array([t_s]))[:, 0]
-
     def subband_fading_at(self, t_s: float) -> np.ndarray:
         """Sub-band gains of all K links at ``t_s``, shape (K, Q) (Q = 1: flat)."""
         return self.channel.subband_gains(np.array([t_s]))[:, 0, :]
@@ -102,10 +98,6 @@ class Cell:
         if self.csi_kind == "statistical":
             return np.ones((len(self.distance_m), 1))
         return g
-
-    def estimated_fading(self, t_s: float) -> np.ndarray:
-        """The band's mean gain in :meth:`estimated_csi`, shape (K,)."""
-        return self.estimated_csi(t_s).mean(axis=1)
 
     def uplink_law(self, links: np.ndarray, t_s: float, estimate: np.ndarray) -> WindowLaw:
         """The planner's law of the selected links' gains from ``t_s`` on, times from ``t_s``.
