@@ -135,8 +135,9 @@ def minmax_from_table(table: np.ndarray, total: int) -> tuple[float, np.ndarray]
     return tau, own
 
 
-def ranks_in_blocks(ctx, cost: np.ndarray, m: np.ndarray, total: int,
-                    block_hz: float) -> tuple[np.ndarray, np.ndarray]:
+def ranks_in_blocks(ctx, cost: np.ndarray, m: np.ndarray, total: int, block_hz: float,
+                    pairs: bool = True, search: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """TSFA's ranks re-chosen for whole blocks, and the blocks.
 
     In whole blocks the latency of ranks m is the integer min-max latency
@@ -145,7 +146,9 @@ def ranks_in_blocks(ctx, cost: np.ndarray, m: np.ndarray, total: int,
     ``sum_k cost[k, m_k] + Q tau_int(m)``. From ``m`` (the continuous choice), the best
     of all single-rank moves and all pairs of moves (two clients, each one rank up or
     down) is taken while one lowers it. Who is scheduled stays: a sender never drops
-    to 0 and a left-out client (m = 0) does not come back.
+    to 0 and a left-out client (m = 0) does not come back. A sweep scores O(n^2)
+    pairs, O(n) without ``pairs``; without ``search`` the ranks stay as given and only
+    the blocks are chosen (TSFA sets both by its client-count thresholds).
 
     Parameters
     ----------
@@ -181,14 +184,14 @@ def ranks_in_blocks(ctx, cost: np.ndarray, m: np.ndarray, total: int,
             moved = ranks.copy()
             moved[k] += d
             yield moved
-            for j, e in steps[i + 1:]:
+            for j, e in steps[i + 1:] if pairs else ():
                 if j != k:
                     both = moved.copy()
                     both[j] += e
                     yield both
 
     cur = score(m)
-    for _ in range(len(m) * width):
+    for _ in range(len(m) * width if search else 0):
         best = None
         for moved in moves(m):
             j = score(moved)

@@ -300,14 +300,19 @@ class TSFA(Controller):
     def to_blocks(self, ctx: RoundContext, alloc: Allocation, block_hz: float) -> Allocation:
         """The ranks re-chosen on the objective in whole blocks, then the blocks
         (:func:`~wirelessfl.control.blocks.ranks_in_blocks`; who is scheduled stays
-        as decided)."""
+        as decided): pairs of moves up to ``exact_max_clients`` senders, single moves
+        up to ``polish_max_clients``, above that TSFA's ranks as they are."""
         from wirelessfl.control.blocks import block_count, ranks_in_blocks, with_blocks
 
         m = None if alloc.keep_ranks is None else np.asarray(alloc.keep_ranks, dtype=int)
         if m is None or ctx.bits is None or ctx.queue <= 0 or not np.any(m > 0):
             return minmax_blocks(ctx, alloc, block_hz)  # no ranks to trade: its payloads
+        n = int(np.sum(m > 0))  # pairs of moves up to the exact size, single moves up to
+        # the local search's: the per-round cost stays bounded as the round grows
         m, blocks = ranks_in_blocks(ctx, self.costs(ctx), m,
-                                    block_count(ctx.bandwidth_hz, block_hz), block_hz)
+                                    block_count(ctx.bandwidth_hz, block_hz), block_hz,
+                                    pairs=n <= self.params.exact_max_clients,
+                                    search=n <= self.params.polish_max_clients)
         alloc = replace(alloc, keep_ranks=m, metrics={
             **alloc.metrics, "tsfa_keep_ratio": float(np.mean(m / np.asarray(ctx.ranks)))})
         return with_blocks(ctx, alloc, blocks, block_hz, sent_bits(ctx, m))
