@@ -13,7 +13,7 @@ from wirelessfl.control.base import LatencyQueue
 from wirelessfl.control.planning import instantaneous
 from wirelessfl.control.synthetic import SyntheticCell, run_rounds
 from wirelessfl.control.tsfa import TSFA, TSFAParams
-from wirelessfl.control.tsfa_cvxpy import OnlineProblem
+from wirelessfl.control.tsfa_cvxpy import RankMILP
 from wirelessfl.network.link import shannon_rate_bps
 
 
@@ -274,7 +274,7 @@ def test_fixed_ratio_keeps_the_ratio_with_equal_bandwidth():
 
 
 def test_a_failing_solver_falls_back_without_crashing(monkeypatch):
-    monkeypatch.setattr(OnlineProblem, "solve", lambda self: False)
+    monkeypatch.setattr(RankMILP, "solve", lambda self, cost, need, budget: None)
     cell = SyntheticCell(n=5, rank=4, seed=6)
     a = TSFA(TSFAParams(solver="cvxpy")).online(cell.context(0, 2.0, 1.0))
     assert a.metrics["tsfa_fallback"] == 1.0
@@ -283,13 +283,14 @@ def test_a_failing_solver_falls_back_without_crashing(monkeypatch):
     assert np.all(a.keep_ranks >= 1)
 
 
-def test_online_problem_is_dpp_and_reused():
+def test_the_rank_milp_is_built_once_per_size_and_is_mixed_integer():
     ctrl = TSFA(TSFAParams(solver="cvxpy"))
     cell = SyntheticCell(n=5, rank=4, seed=7)
     ctrl.online(cell.context(0, 1.0, 1.0))
     ctrl.online(cell.context(1, 1.0, 1.0))
     assert len(ctrl._problems) == 1
-    assert next(iter(ctrl._problems.values())).problem.is_dpp()
+    prob = next(iter(ctrl._problems.values())).problem
+    assert prob.is_mixed_integer() and prob.is_dpp()
 
 
 def test_offline_choice_minimises_the_surrogate_over_feasible_candidates():

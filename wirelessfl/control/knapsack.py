@@ -82,13 +82,13 @@ def choose_ranks(cost: np.ndarray, need: np.ndarray, budget: float
 
 
 def choose_ranks_exact(cost: np.ndarray, need: np.ndarray, budget: float,
-                       max_frontier: int = 20_000) -> tuple[np.ndarray, float] | None:
+                       max_frontier: int | None = 20_000) -> tuple[np.ndarray, float] | None:
     """The same problem as :func:`choose_ranks`, solved exactly (multiple-choice knapsack).
 
     Clients are added one at a time to the Pareto frontier of (total need, total
     cost) pairs of partial choices; dominated pairs and pairs over the budget are
     pruned. Falls back to :func:`choose_ranks` when the frontier would exceed
-    ``max_frontier`` pairs.
+    ``max_frontier`` pairs (never when it is None: always exact).
     """
     n, c = cost.shape
     ok = np.isfinite(need) & np.isfinite(cost) & (need <= budget * (1 + 1e-12))
@@ -112,7 +112,7 @@ def choose_ranks_exact(cost: np.ndarray, need: np.ndarray, budget: float,
         strict = np.concatenate([[True], run_min[1:] < run_min[:-1] - 1e-15 * np.abs(
             run_min[:-1])])
         sel = order[strict & (cand_cost[order] <= run_min + 0.0)]
-        if len(sel) > max_frontier:
+        if max_frontier is not None and len(sel) > max_frontier:
             return choose_ranks(cost, need, budget)
         f_need, f_cost = cand_need[sel], cand_cost[sel]
         back.append((parent[sel], choice[sel]))

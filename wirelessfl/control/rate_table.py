@@ -186,7 +186,7 @@ def first_at_least(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
-                      iters: int = 14) -> tuple[np.ndarray, np.ndarray]:
+                      iters: int = 14, multiplier: bool = False):
     """:func:`wirelessfl.control.knapsack.choose_ranks` for T need tables at once.
 
     ``min sum_k cost[k, m_k] s.t. sum_k need[t, k, m_k] <= budget`` for every t:
@@ -205,6 +205,9 @@ def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
     m : ndarray of int, shape (T, n)
     feasible : ndarray of bool, shape (T,)
         False where even the lightest choices do not fit (m is then meaningless).
+    lam : ndarray, shape (T,)
+        Only with ``multiplier``: the multiplier of the band per table, for costs
+        and needs as given (any lam >= 0 gives the Lagrangian lower bound).
     """
     t_n, n, _ = need.shape
     ok = np.isfinite(need) & np.isfinite(cost)[None]
@@ -226,6 +229,7 @@ def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
 
     m = pick(np.zeros(t_n))
     over = load(m) > 1.0
+    lam = np.zeros(t_n)
     if over.any():
         # the choice changes only at ties c_i - c_j = lam (w_j - w_i); with rows
         # ordered by need these lie between the smallest and largest tie of
@@ -247,6 +251,7 @@ def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
             hi, lo = np.where(fit, mid, hi), np.where(fit, lo, mid)
         m = np.where(over[:, None], pick(10.0**hi), m)
         m = np.where((load(m) > 1.0)[:, None], lightest, m)
+        lam = np.where(over, 10.0**hi, 0.0)
     # greedy fill of the leftover budget: every client's best upgrade (largest cost
     # saving per unit of need) that fits alone, taken in that order while their sum
     # fits; again until none fits
@@ -271,18 +276,24 @@ def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
         t_i, pos = np.nonzero(take)
         k = order[t_i, pos]
         m[t_i, k] = best[t_i, k]
+    if multiplier:
+        return m, feasible, lam * c_scale / max(budget, 1e-300)
     return m, feasible
 
 
 def choose_ranks_exact_many(cost: np.ndarray, need: np.ndarray, budget: float,
-                            max_frontier: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+                            max_frontier: int | None = 20_000,
+                            cap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`wirelessfl.control.knapsack.choose_ranks_exact` for T need tables at once.
 
     The same Pareto-frontier dynamic programme (clients added one at a time, pairs
     ``(total need, total cost)`` of partial choices kept only where no other pair has
     less need and less cost, and none over the budget), run on all T tables together
     with each table's frontier padded by ``inf`` to the longest. Falls back to
-    :func:`choose_ranks_many` when a frontier would exceed ``max_frontier`` pairs.
+    :func:`choose_ranks_many` when a frontier would exceed ``max_frontier`` pairs
+    (never when it is None: always exact). ``cap`` (T,): only choices whose total
+    cost is at most ``cap`` count (a table whose least cost is above it reports
+    infeasible), which prunes the frontier further.
 
     Parameters
     ----------
@@ -302,14 +313,22 @@ def choose_ranks_exact_many(cost: np.ndarray, need: np.ndarray, budget: float,
     # whose cost plus the least cost of the clients still to come exceeds a known
     # feasible total (the Lagrangian choice), or whose need plus the least need to
     # come exceeds the budget, cannot be completed into a better choice
-    heur, fits = choose_ranks_many(cost, need, budget)
+    heur, fits, lam = choose_ranks_many(cost, need, budget, multiplier=True)
     known = np.where(fits, cost[np.arange(n)[None, :], heur].sum(axis=1), np.inf)
     known = known * (1 + 1e-12) + 1e-300
+    if cap is not None:
+        known = np.minimum(known, cap)
     least_cost = np.where(ok, cost[None], np.inf).min(axis=2)  # (T, n)
     least_need = np.where(ok, need, np.inf).min(axis=2)
     after_cost = np.concatenate([np.cumsum(least_cost[:, ::-1], 1)[:, ::-1][:, 1:],
                                  np.zeros((t_n, 1))], axis=1)  # clients k+1.. (T, n)
     after_need = np.concatenate([np.cumsum(least_need[:, ::-1], 1)[:, ::-1][:, 1:],
+                                 np.zeros((t_n, 1))], axis=1)
+    # the Lagrangian bound of the clients still to come: for any lam >= 0 their cost
+    # is at least sum_j min_m (cost + lam need) - lam (budget - need so far)
+    with np.errstate(invalid="ignore"):
+        dual = np.where(ok, cost[None] + lam[:, None, None] * need, np.inf).min(axis=2)
+    after_dual = np.concatenate([np.cumsum(dual[:, ::-1], 1)[:, ::-1][:, 1:],
                                  np.zeros((t_n, 1))], axis=1)
     f_need, f_cost = np.zeros((t_n, 1)), np.zeros((t_n, 1))
     back: list[tuple[np.ndarray, np.ndarray]] = []  # per client: (parent, choice) (T, F)
@@ -320,7 +339,9 @@ def choose_ranks_exact_many(cost: np.ndarray, need: np.ndarray, budget: float,
         cand_cost = (f_cost[:, :, None] + ck[:, None, :]).reshape(t_n, -1)
         with np.errstate(invalid="ignore"):
             bad = (~(cand_need + after_need[:, k : k + 1] <= lim)
-                   | ~(cand_cost + after_cost[:, k : k + 1] <= known[:, None]))
+                   | ~(cand_cost + after_cost[:, k : k + 1] <= known[:, None])
+                   | ~(cand_cost + after_dual[:, k : k + 1]
+                       - lam[:, None] * (lim - cand_need) <= known[:, None]))
         cand_need[bad], cand_cost[bad] = np.inf, np.inf
         order = np.lexsort((cand_cost, cand_need), axis=-1)
         s_need = np.take_along_axis(cand_need, order, 1)
@@ -331,7 +352,7 @@ def choose_ranks_exact_many(cost: np.ndarray, need: np.ndarray, budget: float,
             bar = np.where(np.isfinite(prev), prev - 1e-15 * np.abs(prev), np.inf)
         keep = np.isfinite(s_cost) & (s_cost < bar)  # the running minimum falls here
         width = max(int(keep.sum(axis=1).max()), 1)
-        if width > max_frontier:
+        if max_frontier is not None and width > max_frontier:
             return choose_ranks_many(cost, need, budget)
         pos = np.argsort(~keep, axis=1, kind="stable")[:, :width]  # kept pairs, in order
         kept = np.take_along_axis(keep, pos, 1)

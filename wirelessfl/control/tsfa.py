@@ -15,22 +15,24 @@ block lasts, the channel's (conditional) law after it.
 
 For a fixed tau the problem separates: client k needs bandwidth
 ``beta_k(m, tau) = min{b : D_k(b, tau) >= S_k(m)}`` for m ranks, and the choice of
-ranks is ``min sum_k p_k eps_k(m_k) s.t. sum_k beta_k(m_k, tau) <= B``. Two solvers
-answer it:
+ranks is ``min sum_k p_k eps_k(m_k) s.t. sum_k beta_k(m_k, tau) <= B``, a
+multiple-choice knapsack. With g(tau) its least cost, the round's problem is
+``min_tau g(tau) + Q tau``; g is a step function, and the optimum sits at one of its
+steps. Up to ``exact_max_clients`` clients the decision is exact for any error
+profile (no convexity assumed):
 
-* ``fast`` (default): bounds on the table ``beta`` (n x R) for a batch of deadlines at
-  once from the round's rate table (:mod:`wirelessfl.control.rate_table`), then an
-  exact knapsack (up to ``exact_max_clients``) or Lagrangian relaxation of the
-  bandwidth constraint (bisection on the multiplier, each client's best m in closed
-  form) and a greedy fill of the leftover band;
-* ``cvxpy``: the continuous relaxation in m as one convex program (``D`` is a
-  positive sum of ``-rel_entr`` terms, DPP, built once and re-solved with CLARABEL),
-  rounded down.
+* a scalar search on tau (a grid between the smallest feasible latency and the
+  full-rank min-max latency, then zoom steps around the best) from the round's rate
+  table (:mod:`wirelessfl.control.rate_table`) finds a good incumbent fast;
+* a branch and bound on tau (:mod:`wirelessfl.control.deadline_search`,
+  :mod:`wirelessfl.control.tsfa_exact`) then proves or improves it: each queried
+  deadline gets exact needs and an exact knapsack (``fast``: the Pareto-frontier
+  programme; ``cvxpy``, the reference: a MILP solved by HiGHS), and every interval
+  of deadlines is closed by a lower bound on J.
 
-Both sit inside the same scalar search on tau (a grid between the smallest feasible
-latency and the full-rank min-max latency, then zoom steps around the best), and
-the best ranks found are finished by single-rank moves on the true discrete
-objective (exact min-max latency of the chosen payloads).
+Above ``exact_max_clients`` the knapsack is solved by Lagrangian relaxation and a
+greedy fill, the best choice *settled* at its own latency, and single-rank moves
+(up to ``polish_max_clients``) finish it: fast, but with no certificate.
 
 With ``schedule: true`` (the ``tsfa_sched`` variant) a client may also be left out
 of the round (``m_k = 0``, no bandwidth, its update not sent), at the price of its
@@ -71,7 +73,7 @@ from wirelessfl.control.rate_table import (
     choose_ranks_exact_many,
     choose_ranks_many,
 )
-from wirelessfl.control.tsfa_cvxpy import OnlineProblem, eps_lines, linear_payload
+from wirelessfl.control.tsfa_exact import exact_search
 
 ZOOM_POINTS = 8  # new deadlines per zoom step of the scalar search
 
@@ -86,11 +88,12 @@ class TSFAParams(BaseModel):
     polish_max_clients: int = Field(64, ge=0, le=100_000,
                                     description="local search up to this many clients")
     exact_max_clients: int = Field(
-        16, ge=0, le=100_000, description="exact per-tau knapsack up to this many clients "
-        "(above: Lagrangian relaxation and greedy fill)")
+        16, ge=0, le=100_000, description="exact decision (branch and bound on the deadline, "
+        "exact knapsacks) up to this many clients (above: Lagrangian relaxation, greedy "
+        "fill and local search)")
     solver: Literal["auto", "fast", "cvxpy"] = Field(
-        "auto", description="per-tau solver: fast (numpy, exact per tau) or the cvxpy "
-        "reference; auto = fast")
+        "auto", description="per-deadline knapsack: fast (numpy Pareto frontier) or the "
+        "cvxpy reference (a MILP solved by HiGHS, exact at every size); auto = fast")
     schedule: bool = Field(False, description="may leave clients out of a round (m = 0)")
     min_participation: float = Field(
         0.0, ge=0, le=1, allow_inf_nan=False,
@@ -122,7 +125,7 @@ class TSFA(Controller):
 
     def __init__(self, params: TSFAParams | None = None) -> None:
         super().__init__(params)
-        self._problems: dict[tuple[int, int, int], OnlineProblem] = {}
+        self._problems: dict = {}  # the cvxpy reference's MILP per problem size
         self.participation: dict[int, float] = {}  # Z_k per client id
         self._narrow = None  # within a fast decision: the round's RateTable.narrow
         self._scored: dict | None = None  # within a decision: (J, tau*, b*) by rank vector
@@ -213,18 +216,14 @@ class TSFA(Controller):
                     if np.isfinite(err[c]) else (math.inf, math.inf, np.zeros(n)))
         return [seen[m_.tobytes()] for m_ in ms]
 
-    def problem(self, n: int, big_r: int, nodes: int) -> OnlineProblem:
-        key = (n, big_r, nodes)
-        if key not in self._problems:
-            self._problems[key] = OnlineProblem(n, big_r, nodes)
-        return self._problems[key]
-
     def per_tau_fast(self, ctx: RoundContext, tau: float, cost: np.ndarray,
                      bits: np.ndarray, tables: dict | None = None) -> np.ndarray | None:
-        """Ranks minimising the error at deadline tau (``fast`` solver); None: infeasible.
+        """Ranks minimising the error at deadline tau; None: infeasible.
 
-        ``tables`` collects the needed-bandwidth table of each tau (n, R + 1), exact
-        (as its own lower and upper bound).
+        The needed bandwidths are exact; the knapsack is exact up to
+        ``exact_max_clients`` clients (Lagrangian relaxation and a greedy fill
+        above). ``tables`` collects the needed-bandwidth table of each tau (n, R + 1),
+        exact (as its own lower and upper bound).
         """
         need = np.zeros(bits.shape)
         start = None
@@ -234,9 +233,10 @@ class TSFA(Controller):
                                                 start_hz=start)
         if tables is not None:
             tables[tau] = (need, need)
-        solve = (choose_ranks_exact if len(cost) <= self.params.exact_max_clients
-                 else choose_ranks)
-        out = solve(cost, need, ctx.bandwidth_hz)
+        if len(cost) <= self.params.exact_max_clients:
+            out = choose_ranks_exact(cost, need, ctx.bandwidth_hz)
+        else:
+            out = choose_ranks(cost, need, ctx.bandwidth_hz)
         return None if out is None else out[0]
 
     def per_tau_table(self, ctx: RoundContext, taus: np.ndarray, cost: np.ndarray,
@@ -258,22 +258,6 @@ class TSFA(Controller):
                  else choose_ranks_many)
         m, ok = solve(cost, need, ctx.bandwidth_hz)
         return [m[i] if ok[i] else None for i in range(len(taus))]
-
-    def per_tau_cvxpy(self, ctx: RoundContext, tau: float, prob: OnlineProblem,
-                      s0: np.ndarray, s1: np.ndarray) -> np.ndarray | None:
-        """Ranks from the convex relaxation at deadline tau (``cvxpy``); None: infeasible."""
-        a = ctx.start_s
-        if np.any(tau <= a):
-            return None
-        w = ctx.plan.law.weights_s(a, np.full(len(a), tau))
-        big_b = ctx.bandwidth_hz
-        prob.w.value = w
-        prob.y.value = w * ctx.plan.cg_hz / big_b
-        prob.v.value = np.maximum(s0, 0.0) / big_b
-        prob.u.value = s1 / big_b
-        if not prob.solve():
-            return None
-        return np.clip(np.floor(prob.m.value + 1e-6).astype(int), 1, np.asarray(ctx.ranks))
 
     # ------------------------------------------------------------------ the stage
 
@@ -339,34 +323,70 @@ class TSFA(Controller):
         bits[:, 0] = 0.0
         ones = np.ones(n, dtype=int)
         use_cvxpy = self.params.solver == "cvxpy"
+        exact = use_cvxpy or n <= self.params.exact_max_clients
         rate_table = None if use_cvxpy else RateTable(ctx.plan, ctx.start_s, ctx.bandwidth_hz)
         self._narrow = None if rate_table is None else rate_table.narrow
         self._scored = {}
         least, tau_hi = self._ends(ctx, full, ones, rate_table)
-        tau_lo = least[1]  # a deadline by which one rank each surely fits
-        if use_cvxpy:
-            prob = self.problem(n, big_r, ctx.plan.law.gains.shape[1])
-            prob.p.value = ctx.p
-            prob.alpha.value, prob.beta.value = eps_lines(ctx.eps, ranks, big_r)
-            prob.r.value = ranks.astype(float)
-            s0, s1 = linear_payload(ctx.bits, ranks)
-
-        solves = 0
-        cache: dict[float, float] = {}
-        found: dict[bytes, np.ndarray] = {}  # every distinct per-tau choice
         # per evaluated tau: bounds (lower, upper) of the needed-bandwidth table (n, R + 1)
         tables: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        if use_cvxpy:  # the reference starts from the two ends alone
+            solves, candidates = 0, [full, ones]
+            scores = self.objectives(ctx, candidates, cost)
+            found_any = False
+        else:
+            solves, candidates, scores, found_any = self._grid_search(
+                ctx, cost, bits, rate_table, tables, least[1], tau_hi, full, ones)
+        # a round needs a sender: the all-zero vector (scheduling) is no candidate
+        scores = np.where([np.any(c > 0) for c in candidates], scores, math.inf)
+        i_best = int(np.argmin(scores))
+        m, j_best = candidates[i_best].copy(), float(scores[i_best])
+        events = []
+        if exact:  # branch and bound on the deadline: the optimum, certified
+            found = exact_search(self, ctx, cost, bits, tables, least[0], m, j_best)
+            m, j_best, solves = found.m, found.j, solves + found.queries
+            found_any = found_any or found.answered > 0
+            if found.gap > 0:
+                events.append({"event": "tsfa_uncertified", "gap": found.gap})
+        elif np.isfinite(j_best):
+            m = self.settle(ctx, m, cost, bits, dict(tables))
+            if n <= self.params.polish_max_clients:
+                m = self.settle(ctx, self.polish(ctx, m, cost), cost, bits, dict(tables))
+        fallback = int(not (found_any and np.isfinite(j_best)))  # no deadline solved
+        if not np.isfinite(j_best):
+            m = full.copy()
+        if not np.any(m > 0):
+            m = self.best_single_sender(ctx, cost)
+        _, _, b = self.objective(ctx, m, cost)
+        if self.params.schedule:
+            self._update_participation(ctx, m)
+        budget = ctx.latency_budget_s
+        if budget is not None and least[0] <= budget < least[1]:  # the bracket can't tell
+            least = (self.objective(ctx, ones, cost)[1],) * 2
+        out = self._result(ctx, m, b, t0, solves, fallback, least_s=least[1])
+        return replace(out, events=[*out.events, *events])
+
+    def _grid_search(self, ctx: RoundContext, cost: np.ndarray, bits: np.ndarray,
+                     rate_table: RateTable, tables: dict, tau_lo: float, tau_hi: float,
+                     full: np.ndarray, ones: np.ndarray
+                     ) -> tuple[int, list[np.ndarray], np.ndarray, bool]:
+        """The scalar search on tau from the round's rate table: ``grid`` deadlines,
+        then ``refine`` zoom steps; every distinct choice and the two ends scored by
+        the true objective (only those whose bounds can still win). Returns the
+        deadlines solved, the candidates, their J (inf: not scored) and whether any
+        deadline's knapsack gave a choice."""
+        n = len(full)
+        cache: dict[float, float] = {}
+        found: dict[bytes, np.ndarray] = {}  # every distinct per-tau choice
+        solves = 0
 
         def evaluate_many(taus: list[float]) -> list[float]:
             nonlocal solves
             new = sorted({t for t in taus if t not in cache})
             if new:
                 solves += len(new)
-                if use_cvxpy:
-                    choices = [self.per_tau_cvxpy(ctx, t, prob, s0, s1) for t in new]
-                else:
-                    choices = self.per_tau_table(ctx, np.array(new), cost, bits, rate_table,
-                                                 tables)
+                choices = self.per_tau_table(ctx, np.array(new), cost, bits, rate_table,
+                                             tables)
                 for t, m_ in zip(new, choices, strict=True):
                     if m_ is None:
                         cache[t] = math.inf
@@ -386,9 +406,8 @@ class TSFA(Controller):
                 grid = np.linspace(a_, b_, ZOOM_POINTS + 2)
                 vals = evaluate_many([float(t) for t in grid])
 
-        fallback = int(not found)
         # the endpoints and every distinct per-tau choice, scored by the true objective
-        # (a choice made at tau may finish well before tau), the best settled at its tau*
+        # (a choice made at tau may finish well before tau)
         candidates = [full, ones, *found.values()]
         candidates, (lo_t, hi_t, fit) = self.shortlist(ctx, candidates, tables, tau_lo,
                                                        tau_hi)
@@ -409,23 +428,7 @@ class TSFA(Controller):
         scores[first] = j_first
         if rest:
             scores[rest] = self._objectives_in(ctx, candidates, rest, cost, lo_t, hi_t, fit)
-        i_best = int(np.argmin(scores))
-        j_best = float(scores[i_best])
-        m = self.settle(ctx, candidates[i_best].copy(), cost, bits, use_cvxpy, dict(tables))
-        if not np.isfinite(j_best):
-            m, fallback = full.copy(), 1
-        elif n <= self.params.polish_max_clients:
-            m = self.settle(ctx, self.polish(ctx, m, cost), cost, bits, use_cvxpy,
-                            dict(tables))
-        if not np.any(m > 0):
-            m = self.best_single_sender(ctx, cost)
-        _, _, b = self.objective(ctx, m, cost)
-        if self.params.schedule:
-            self._update_participation(ctx, m)
-        budget = ctx.latency_budget_s
-        if budget is not None and least[0] <= budget < least[1]:  # the bracket can't tell
-            least = (self.objective(ctx, ones, cost)[1],) * 2
-        return self._result(ctx, m, b, t0, solves, fallback, least_s=least[1])
+        return solves, candidates, scores, bool(found)
 
     def _ends(self, ctx: RoundContext, full: np.ndarray, ones: np.ndarray,
               table: RateTable | None) -> tuple[tuple[float, float], float]:
@@ -495,7 +498,7 @@ class TSFA(Controller):
         return best if best is not None else np.asarray(ctx.ranks, dtype=int).copy()
 
     def settle(self, ctx: RoundContext, m: np.ndarray, cost: np.ndarray, bits: np.ndarray,
-               use_cvxpy: bool, tables: dict | None = None) -> np.ndarray:
+               tables: dict | None = None) -> np.ndarray:
         """Re-solve the ranks at ``tau*(m)`` until the objective stops falling.
 
         The ranks chosen at deadline ``tau*(m)`` fit by that deadline and cost no more
@@ -503,7 +506,7 @@ class TSFA(Controller):
         """
         cur, tau, _ = self.objective(ctx, m, cost)
         for _ in range(20):
-            if use_cvxpy or not np.isfinite(tau):
+            if not np.isfinite(tau):
                 break
             nxt = self.per_tau_fast(ctx, tau * (1 + 1e-9), cost, bits, tables)
             if nxt is None:
