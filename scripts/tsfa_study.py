@@ -1,7 +1,7 @@
 """TSFA against the baselines across budgets, seeds and channels (docs/tsfa.md's study).
 
     python scripts/tsfa_study.py [--rounds 30] [--seeds 0,1,2] [--jobs 2]
-                                 [--out results/tsfa_study]
+                                 [--v-sweep 1,16] [--out results/tsfa_study]
 
 On ``scenarios/smoke.yaml`` with SOFT training for every controller (so accuracy
 differences come from the decisions alone), per channel and seed: ``equal`` and
@@ -9,8 +9,10 @@ differences come from the decisions alone), per channel and seed: ``equal`` and
 budget (50 %, 70 %, 90 % of equal's mean round latency for that channel and seed)
 ``greedy`` (the budget as a per-round deadline) and ``tsfa``. Channels: fast block
 Rayleigh (10 ms blocks), block Rician K = 5 (10 ms) and slow Jakes (f_d = 2 Hz,
-coherence 0.21 s). Each run uses one torch thread (two runs at a time on two
-cores would otherwise spin-wait on each other). Writes ``study.csv`` (one row per
+coherence 0.21 s). At the 70 % budget TSFA also runs with each Lyapunov weight of
+``--v-sweep`` (rows ``tsfa_v<v>``; the default v = 4 is the ``tsfa`` row). Each run
+uses one torch thread (two runs at a time on two cores would otherwise spin-wait on
+each other). Writes ``study.csv`` (one row per
 run) and ``study.md`` (mean and 95 % t-interval over seeds) to ``--out``; finished
 runs are reused.
 """
@@ -69,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--v-sweep", default="1,16", help="TSFA weights v also run at 70 %%")
     ap.add_argument("--out", type=Path, default=Path("results/tsfa_study"))
     args = ap.parse_args(argv)
+    sweep = [float(v) for v in args.v_sweep.split(",") if v]
     seeds = [int(s) for s in args.seeds.split(",")]
     rows: list[dict] = []
 
@@ -90,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("greedy", "tsfa"):
                 path = base / f"{name}_{share}"
                 run(path, args.rounds, seed, fading, name, budget, [])
+                out.append({"channel": ch, "seed": seed, "controller": name, "share": share,
+                            "budget_s": budget, "run": path})
+            for v in sweep if share == 0.7 else ():
+                name = f"tsfa_v{v:g}"
+                path = base / f"{name}_{share}"
+                run(path, args.rounds, seed, fading, "tsfa", budget,
+                    ["--set", f"method.controller_options.v={v}"])
                 out.append({"channel": ch, "seed": seed, "controller": name, "share": share,
                             "budget_s": budget, "run": path})
         return out
@@ -132,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
              "accuracy at common time | final accuracy | uplink (Mbit) |",
              "|---|---|---|---|---|---|---|---|"]
     for ch in CHANNELS:
-        groups = dict.fromkeys((r["controller"], r["share"]) for r in rows if r["channel"] == ch)
+        groups = dict.fromkeys((r["controller"], r["share"]) for r in rows if r["channel"] == ch
+                               and not r["controller"].startswith("tsfa_v"))
         for name, share in groups:
             g = [r for r in rows if r["channel"] == ch and r["controller"] == name
                  and r["share"] == share]
