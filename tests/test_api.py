@@ -126,34 +126,6 @@ def test_logging_reports_fallbacks_and_nothing_aggregated(tiny_raw, caplog):
     assert "no update was aggregated" in caplog.text
 
 
-def test_tensorboard_observer_writes_scalars(tiny_raw, tmp_path):
-    pytest.importorskip("tensorboard")
-    tiny_raw["output"] = {"loggers": ["tensorboard"], "plots": False, "save_adapter": False}
-    wirelessfl.run(tiny_raw, output=tmp_path / "run", rounds=2)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
-    acc.Reload()
-    assert [e.step for e in acc.Scalars("round_latency_s")] == [0, 1]
-
-
-def test_mlflow_observer_calls(tiny_raw, monkeypatch):
-    """The MLflow observer against a recording stand-in for the mlflow module."""
-    import types
-
-    calls = []
-    fake = types.ModuleType("mlflow")
-    for name in ("set_experiment", "start_run", "log_params", "log_metrics", "end_run"):
-        setattr(fake, name, lambda *a, _n=name, **k: calls.append((_n, a, k)))
-    monkeypatch.setitem(sys.modules, "mlflow", fake)
-    tiny_raw["output"] = {"loggers": ["mlflow"], "plots": False}
-    wirelessfl.run(tiny_raw, output=None, rounds=2)
-    names = [c[0] for c in calls]
-    assert names[:3] == ["set_experiment", "start_run", "log_params"]
-    assert [c[2]["step"] for c in calls if c[0] == "log_metrics" and "step" in c[2]] == [0, 1]
-    assert names[-1] == "end_run"
-
-
 def test_cli_version_init_and_plugins(tmp_path, capsys):
     from wirelessfl.cli import main
 

@@ -10,7 +10,7 @@ the selector, the learning workbench and the round sizes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from channels.base import CHANNELS
 from wirelessfl import seeding
 from wirelessfl.control import Preparation
 from wirelessfl.errors import PluginError, ScenarioError
+from wirelessfl.loggers import LOGGERS, Logger
 from wirelessfl.network import tr38901  # noqa: F401  (registers the 38.901 models)
 from wirelessfl.network.cell import Cell
 from wirelessfl.network.compute import DEVICE_PROFILES, DeviceProfile
@@ -374,6 +375,7 @@ class Components:
     bench: Any
     sizes: RoundSizes
     n_selected: int
+    loggers: list[Any] = field(default_factory=list)
 
     def info(self) -> dict[str, Any]:
         """What ``summary.json`` says of the run besides its numbers."""
@@ -406,7 +408,14 @@ def build_components(sc: Scenario, preparation: Preparation | None = None) -> Co
         preparation.scenario = sc
     return Components(sc, preparation if preparation is not None else Preparation(sc),
                       profiles, cell, aggregator, compressor, controller, selector, bench,
-                      sizes, n_selected(selector, sc.clients.count, sc.clients.fraction))
+                      sizes, n_selected(selector, sc.clients.count, sc.clients.fraction),
+                      build_loggers(sc))
+
+
+def build_loggers(sc: Scenario) -> list[Logger]:
+    """The experiment trackers of ``output.loggers``, their options checked."""
+    return [resolve(LOGGERS, "output.loggers", name, sc.output.logger_options.get(name, {}),
+                    f"output.logger_options.{name}") for name in sc.output.loggers]
 
 
 def check_adapter(sc: Scenario, aggregator: Any, compressor: Any) -> None:

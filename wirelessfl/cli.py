@@ -233,6 +233,7 @@ def plugin_registries() -> list[tuple[str, object]]:
     from wirelessfl.learning.aggregators import AGGREGATORS
     from wirelessfl.learning.data import DATASETS
     from wirelessfl.learning.models import MODELS
+    from wirelessfl.loggers import LOGGERS
     from wirelessfl.network import tr38901  # noqa: F401
     from wirelessfl.network.pathloss import PATHLOSS
     from wirelessfl.selection import SELECTORS
@@ -244,7 +245,8 @@ def plugin_registries() -> list[tuple[str, object]]:
             ("controllers (method.controller)", CONTROLLERS),
             ("client selectors (clients.selection)", SELECTORS),
             ("models (model.name)", MODELS),
-            ("data sets (data.name)", DATASETS)]
+            ("data sets (data.name)", DATASETS),
+            ("experiment loggers (output.loggers)", LOGGERS)]
 
 
 def cmd_channels(args: argparse.Namespace) -> int:

@@ -7,12 +7,14 @@ every observer:
   warnings),
 * ``on_round(record)`` after each round, with a :class:`RoundRecord` (the
   ``metrics.csv`` row, the ``clients.csv`` rows and the ``events.jsonl`` records),
-* ``on_end(end)`` once, with a :class:`RunEnd` (the summary, the final adapter).
+* ``on_end(end)`` once, with a :class:`RunEnd` (the summary, the final adapter),
+  or ``on_error(error)`` when the run stops on an exception,
+* ``on_folder(path)`` when the results folder is complete (plots included).
 
 The built-ins: :class:`ResultsObserver` (the results folder), :class:`MemoryObserver`
 (everything kept in memory, for the Python API), :class:`ProgressObserver` (a tqdm
 bar), :class:`LoggingObserver` (standard :mod:`logging`, logger ``"wirelessfl"``),
-and :class:`TensorBoardObserver` and :class:`MLflowObserver` behind their extras.
+and the experiment trackers of :mod:`wirelessfl.loggers` (``output.loggers``).
 Write your own by subclassing :class:`Observer` and passing it to
 ``wirelessfl.run(..., observers=[...])``.
 """
@@ -25,8 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from wirelessfl.errors import MissingPackageError
 
 log = logging.getLogger("wirelessfl")
 
@@ -98,6 +98,14 @@ class Observer:
 
     def on_end(self, end: RunEnd) -> None:
         """After the last round."""
+
+    def on_error(self, error: BaseException) -> None:
+        """When the run stops on an exception (after ``on_start``, instead of
+        ``on_end``); the exception is raised on afterwards."""
+
+    def on_folder(self, path: Path) -> None:
+        """When the results folder is complete (summary and plots); never for a run
+        without a folder."""
 
 
 class ResultsObserver(Observer):
@@ -258,74 +266,3 @@ class LoggingObserver(Observer):
         q = s.get("quality_metric", "accuracy")
         self.log.info("%s: final %s %.4f after %.3f simulated s", s["name"], q,
                       s.get(f"final_{q}", math.nan), s["sim_time_s"])
-
-
-def _numeric(row: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in row.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "round"
-            and math.isfinite(float(v))}
-
-
-class TensorBoardObserver(Observer):
-    """Every numeric ``metrics.csv`` column as a TensorBoard scalar (step = round).
-
-    Needs the ``tensorboard`` package (``pip install 'wirelessfl[tensorboard]'``).
-    """
-
-    def __init__(self, log_dir: str | Path) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise MissingPackageError("output.loggers", "tensorboard needs the package "
-                                      "tensorboard: pip install 'wirelessfl[tensorboard]'"
-                                      ) from None
-        self.writer = SummaryWriter(log_dir=str(log_dir))
-
-    def on_round(self, record: RoundRecord) -> None:
-        for k, v in _numeric(record.metrics).items():
-            self.writer.add_scalar(k, v, record.round)
-
-    def on_end(self, end: RunEnd) -> None:
-        self.writer.add_text("summary", str({k: v for k, v in end.summary.items()
-                                             if not isinstance(v, dict)}))
-        self.writer.close()
-
-
-class MLflowObserver(Observer):
-    """An MLflow run: the scenario as parameters, every numeric metric per round.
-
-    Uses MLflow's own configuration (``MLFLOW_TRACKING_URI``); the experiment is the
-    scenario's name. Needs the ``mlflow`` package (``pip install mlflow``).
-    """
-
-    def __init__(self) -> None:
-        try:
-            import mlflow
-        except ImportError:
-            raise MissingPackageError("output.loggers", "mlflow needs the package mlflow: "
-                                      "pip install mlflow") from None
-        self.mlflow = mlflow
-
-    def on_start(self, start: RunStart) -> None:
-        from wirelessfl.analysis import flatten
-
-        sc = start.scenario
-        self.mlflow.set_experiment(sc.name)
-        self.mlflow.start_run(run_name=f"{sc.name}-seed{sc.seed}")
-        params = flatten(sc.model_dump(mode="json"))
-        self.mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-
-    def on_round(self, record: RoundRecord) -> None:
-        self.mlflow.log_metrics(_numeric(record.metrics), step=record.round)
-
-    def on_end(self, end: RunEnd) -> None:
-        self.mlflow.log_metrics(_numeric({k: v for k, v in end.summary.items()
-                                          if not isinstance(v, dict)}))
-        self.mlflow.end_run()
-
-
-LOGGERS: dict[str, Callable[[Path | None], Observer]] = {
-    "tensorboard": lambda folder: TensorBoardObserver(
-        (folder if folder is not None else Path("runs")) / "tensorboard"),
-    "mlflow": lambda folder: MLflowObserver(),
-}

@@ -36,6 +36,7 @@ ENTRY_POINT_GROUPS = {
     "client selector": "wirelessfl.selectors",
     "model": "wirelessfl.models",
     "data set": "wirelessfl.datasets",
+    "logger": "wirelessfl.loggers",
 }
 
 IMPORT_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")

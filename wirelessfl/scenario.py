@@ -361,9 +361,23 @@ class Output(Section):
         return d
     save_adapter: bool = Field(True, description="write the final peft adapter")
     plots: bool = Field(True, description="write plots at the end of the run")
-    loggers: list[Literal["tensorboard", "mlflow"]] = Field(
-        default_factory=list, description="experiment trackers fed every round: tensorboard "
-        "(into <run>/tensorboard) | mlflow (MLFLOW_TRACKING_URI); need their extras")
+    loggers: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=16, description="experiment trackers fed every "
+        "round (logger plug-ins: tensorboard | mlflow | wandb, or a module:Class); need "
+        "their extras")
+    logger_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="options per logger name, e.g. {tensorboard: "
+        "{dir: runs/tb}} (see `wirelessfl plugins`)")
+
+    @model_validator(mode="after")
+    def _options_of_loggers(self) -> Output:
+        if len(set(self.loggers)) != len(self.loggers):
+            raise ValueError("loggers: each logger at most once")
+        extra = sorted(set(self.logger_options) - set(self.loggers))
+        if extra:
+            raise ValueError(f"logger_options: {extra[0]!r} is not in output.loggers "
+                             f"({', '.join(self.loggers) or 'none'})")
+        return self
 
 
 class Scenario(Section):

@@ -8,6 +8,7 @@ the summary; the Python API's in-memory runs call it with no folder.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from wirelessfl.build import Components, WorkbenchFactory, build_components, bui
 from wirelessfl.errors import OutputError
 from wirelessfl.learning.adapter import set_state
 from wirelessfl.learning.pool import LocalPool
-from wirelessfl.observers import LOGGERS, Observer, RunEnd, RunStart
+from wirelessfl.observers import Observer, RunEnd, RunStart
 from wirelessfl.records import LoopState
 from wirelessfl.results import (
     ResultsWriter,
@@ -34,18 +35,22 @@ from wirelessfl.runner import LoopSettings, RoundLoop
 from wirelessfl.scenario import Scenario, first_difference
 from wirelessfl.sizes import budget_warning
 
+log = logging.getLogger("wirelessfl")
 
-def default_observers(sc: Scenario, writer: ResultsWriter | None, progress: bool,
+
+def default_observers(c: Components, writer: ResultsWriter | None, progress: bool,
                       save_adapter: bool = True) -> list[Observer]:
-    """Results folder (when ``writer``), logging, the scenario's loggers, a progress bar."""
+    """Results folder (when ``writer``), logging, the scenario's loggers (given the
+    folder), a progress bar."""
     from wirelessfl.observers import LoggingObserver, ProgressObserver, ResultsObserver
 
     out: list[Observer] = []
     if writer is not None:
         out.append(ResultsObserver(writer, save_adapter))
     out.append(LoggingObserver())
-    out.extend(LOGGERS[name](writer.path if writer is not None else None)
-               for name in sc.output.loggers)
+    for logger in c.loggers:
+        logger.open(writer.path if writer is not None else None, c.scenario)
+        out.append(logger)
     if progress:
         out.append(ProgressObserver())
     return out
@@ -92,22 +97,37 @@ def play(c: Components, observers: Sequence[Observer], checkpoint: Any = None,
     warning = budget_warning(c)
     if warning:
         start.events.append({"round": -1, "event": "warning", "message": warning})
-    for o in observers:
-        o.on_start(start)
-    pool = open_pool(c)
+    started: list[Observer] = []
     try:
-        loop = RoundLoop(settings(sc, c.n_selected), c.cell, c.selector, c.aggregator,
-                         c.compressor, c.controller, pool, c.bench, c.sizes
-                         ).run(loop, observers, checkpoint)
-    finally:
-        pool.close()
-    set_state(c.bench.model, loop.state)
-    summary = {**records.summary(c.info(), loop, sc.rounds, loop.wall_time_s),
-               "torch_threads": torch.get_num_threads(), "versions": package_versions()}
-    end = RunEnd(summary, loop.state, lambda path: c.bench.save_adapter(loop.state, path))
-    for o in observers:
-        o.on_end(end)
+        for o in observers:
+            o.on_start(start)
+            started.append(o)
+        pool = open_pool(c)
+        try:
+            loop = RoundLoop(settings(sc, c.n_selected), c.cell, c.selector, c.aggregator,
+                             c.compressor, c.controller, pool, c.bench, c.sizes
+                             ).run(loop, observers, checkpoint)
+        finally:
+            pool.close()
+        set_state(c.bench.model, loop.state)
+        summary = {**records.summary(c.info(), loop, sc.rounds, loop.wall_time_s),
+                   "torch_threads": torch.get_num_threads(), "versions": package_versions()}
+        end = RunEnd(summary, loop.state, lambda path: c.bench.save_adapter(loop.state, path))
+        for o in observers:
+            o.on_end(end)
+    except BaseException as err:  # every started tracker ends its run, then it goes on up
+        report_error(started, err)
+        raise
     return summary
+
+
+def report_error(observers: Sequence[Observer], err: BaseException) -> None:
+    """``on_error`` of each observer; one that fails itself does not hide ``err``."""
+    for o in observers:
+        try:
+            o.on_error(err)
+        except Exception:  # noqa: BLE001  (the run's own error is the one to raise)
+            log.exception("an observer failed while the run stopped on an error")
 
 
 def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
@@ -148,10 +168,16 @@ def _into_folder(c: Components, writer: ResultsWriter, progress: bool,
     ``user`` is the scenario as given (stored in each checkpoint to check a resume).
     """
     sc = c.scenario
-    obs = [*default_observers(sc, writer, progress, sc.output.save_adapter), *observers]
+    obs = [*default_observers(c, writer, progress, sc.output.save_adapter), *observers]
     summary = play(c, obs, lambda loop: ckpt.save(writer.path, c, loop, writer.snapshot(),
                                                   user), resume)
-    _finish(sc, writer.path)
+    try:
+        _finish(sc, writer.path)
+        for o in obs:
+            o.on_folder(writer.path)
+    except BaseException as err:
+        report_error(obs, err)
+        raise
     return summary
 
 
@@ -205,5 +231,5 @@ def run_in_memory(sc: Scenario, observers: Sequence[Observer],
                   progress: bool = False) -> dict[str, Any]:
     """Run ``sc`` with no results folder (the Python API's ``output=None``)."""
     c = build_run(sc)
-    return play(c, [*default_observers(c.scenario, None, progress), *observers])
+    return play(c, [*default_observers(c, None, progress), *observers])
 

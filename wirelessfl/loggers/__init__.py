@@ -1,0 +1,63 @@
+"""Experiment trackers as a plug-in kind (``output.loggers``, ``output.logger_options``).
+
+A logger is an :class:`~wirelessfl.observers.Observer` with options: it is built
+(and its options checked) with the scenario, then :meth:`Logger.open` hands it the
+results folder (None for an in-memory run) before the run starts. Built-ins:
+``tensorboard``, ``mlflow`` and ``wandb`` (each needs its package). A package adds
+one under the entry-point group ``wirelessfl.loggers``; a ``module:Class`` name works
+too.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from wirelessfl.observers import Observer
+from wirelessfl.registry import NoParams, Registry
+
+
+class Logger(Observer):
+    """Base class of the experiment trackers.
+
+    Subclasses set ``Params`` (a pydantic model of their options) and override the
+    :class:`~wirelessfl.observers.Observer` hooks; :meth:`open` runs first.
+    """
+
+    Params = NoParams
+    name = ""
+
+    def __init__(self, params: Any = None) -> None:
+        self.params = params if params is not None else self.Params()
+        self.folder: Path | None = None
+        self.scenario: Any = None
+
+    def open(self, folder: Path | None, scenario: Any) -> None:
+        """The run's results folder (None: an in-memory run) and its scenario."""
+        self.folder, self.scenario = folder, scenario
+
+
+LOGGERS: Registry[Logger] = Registry("logger", Logger)
+register_logger = LOGGERS.register
+
+
+def numeric(row: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a row (booleans, text and the round left out)."""
+    return {k: float(v) for k, v in row.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "round"
+            and math.isfinite(float(v))}
+
+
+def flat_params(scenario: Any, limit: int = 500) -> dict[str, Any]:
+    """The scenario as flat ``section.key`` parameters: numbers and booleans kept,
+    everything else as text of at most ``limit`` characters."""
+    from wirelessfl.analysis import flatten
+
+    out: dict[str, Any] = {}
+    for k, v in flatten(scenario.model_dump(mode="json")).items():
+        out[k] = v if isinstance(v, (int, float, bool)) else str(v)[:limit]
+    return out
+
+
+from wirelessfl.loggers import mlflow, tensorboard, wandb  # noqa: E402,F401  (register)
