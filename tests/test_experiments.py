@@ -204,6 +204,59 @@ def test_figures_clip_bands_state_n_and_draw_the_queue_only_for_queue_controller
     assert (tmp_path / "fig" / "queue.png").is_file()
 
 
+def test_legend_labels_are_renamed_and_time_has_its_spread(sweep, tmp_path, capsys):
+    """--label renames a group by one of its key=value parts; an unknown one is one
+    line naming --label; accuracy against simulated time shows each point's 95%
+    interval in time (horizontal bars), accuracy against round none."""
+    import matplotlib.collections
+
+    from wirelessfl import plotting
+
+    _, out, _ = sweep
+    saved = {}
+    real = plotting._save
+
+    def keep(fig, folder, stem):
+        saved[stem] = fig
+        return real(fig, folder, stem)
+
+    plotting._save = keep
+    try:
+        assert main(["plot", str(out), "--out", str(tmp_path / "a"), "--label",
+                     "aggregator=fedit=FedIT", "--label", "aggregator=ffa=FFA-LoRA"]) == 0
+    finally:
+        plotting._save = real
+    ax = saved["accuracy_vs_latency"].axes[0]
+    texts = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert texts == ["FFA-LoRA (n=2, 95% CI)", "FedIT (n=2, 95% CI)"]
+    bars = [c for c in ax.collections if isinstance(c, matplotlib.collections.LineCollection)]
+    assert bars and all(len(b.get_segments()) > 0 for b in bars)
+    widths = np.concatenate([[abs(s[1][0] - s[0][0]) for s in b.get_segments()] for b in bars])
+    assert np.all(widths >= 0) and widths.max() > 0  # the seeds' times differ
+    rounds = saved["accuracy_vs_round"].axes[0]
+    assert not [c for c in rounds.collections
+                if isinstance(c, matplotlib.collections.LineCollection)]
+    capsys.readouterr()
+    assert main(["plot", str(out), "--out", str(tmp_path / "b"), "--label", "nope=X"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: --label") and "aggregator=" in err
+    assert main(["plot", str(out), "--out", str(tmp_path / "b"), "--label", "noequals"]) == 2
+
+
+def test_run_plot_labels_its_axes_with_units(sweep):
+    import wirelessfl
+    from wirelessfl.plotting import axis_label
+
+    _, out, _ = sweep
+    run = wirelessfl.load(next(p.parent for p in sorted(out.rglob("summary.json"))))
+    fig = run.plot("round_latency_s", x="cum_uplink_bits")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "cumulative uplink (bit)"
+    assert ax.get_ylabel() == "round latency (s)"
+    assert axis_label("tx_energy_j") == "tx energy (J)" and axis_label("sim_time_s") == \
+        "simulated time (s)" and axis_label("accuracy") == "test accuracy"
+
+
 def test_plot_rejects_a_folder_without_runs(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "holds no results folders" in capsys.readouterr().err

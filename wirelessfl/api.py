@@ -117,7 +117,7 @@ class Run:
         Uses matplotlib's object API, so the process's backend is never changed; in
         a notebook the returned Figure displays itself.
         """
-        from wirelessfl.plotting import subplots
+        from wirelessfl.plotting import axis_label, subplots
 
         for key in (x, y):
             if key not in self.metrics.columns:
@@ -129,8 +129,8 @@ class Run:
             fig = ax.figure
         d = self.metrics[[x, y]].dropna()
         ax.plot(d[x], d[y], marker="o", ms=3, label=self.config.get("name", ""))
-        ax.set_xlabel(x)
-        ax.set_ylabel(y)
+        ax.set_xlabel(axis_label(x))
+        ax.set_ylabel(axis_label(y))
         ax.grid(alpha=0.3)
         return fig
 

@@ -150,8 +150,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from wirelessfl.plotting import plot_runs
 
     paths = [Path(r) for r in args.runs]
+    labels = {}
+    for item in args.label:
+        spec, sep, text = item.rpartition("=")
+        if not sep or not spec or not text:
+            raise WirelessFLError("--label", f"expected LABEL=TEXT (a group's label or one "
+                                  f"of its key=value parts, then =, then the new text), got "
+                                  f"{item!r}")
+        labels[spec] = text
     out = Path(args.out) if args.out else _default_out(paths, "plots")
-    for p in plot_runs(paths, out, args.round):
+    try:
+        files = plot_runs(paths, out, args.round, labels)
+    except ValueError as err:
+        raise WirelessFLError("--label", str(err)) from None
+    for p in files:
         print(p)
     return 0
 
@@ -340,6 +352,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="results folders or sweep folders")
     p.add_argument("--out", help="folder for the figures")
     p.add_argument("--round", type=int, help="round shown in the timeline (default: middle)")
+    p.add_argument("--label", action="append", default=[], metavar="LABEL=TEXT",
+                   help="rename a legend entry: a group's label or one of its key=value "
+                        "parts, =, the text (repeatable), e.g. controller=tsfa=TSFA")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("summarize", help="table of runs or sweeps: mean +/- std over seeds")

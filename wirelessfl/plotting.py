@@ -1,7 +1,9 @@
 """Figures from results folders (PNG and PDF), for one run, many runs or a sweep.
 
 Runs that differ only by seed form a group, drawn as its mean with a 95 %
-Student-t confidence band; every group keeps one colour in every figure.
+Student-t confidence band (and, against simulated time or bits, horizontal bars for
+the seeds' spread on the x-axis); every group keeps one colour in every figure, and
+``--label`` renames its legend entry.
 
 Figures: the task's quality metric (accuracy, or perplexity for a causal LM) against
 simulated time, cumulative uplink bits and round, and any generation metric
@@ -82,10 +84,12 @@ BOUNDS = {"accuracy": (0.0, 1.0), "rougeL": (0.0, 1.0), "exact_match": (0.0, 1.0
           "queue_s": (0.0, np.inf)}
 
 
-def band(ax, x, y, color, label, key: str = ""):
+def band(ax, x, y, color, label, key: str = "", xs: np.ndarray | None = None):
     """Mean over axis 0 of ``y`` (n_runs, n_points) with its 95 % band when n_runs > 1,
     clipped to the quantity's physical range (:data:`BOUNDS`); the legend states the
-    number of runs and the interval."""
+    number of runs and the interval. ``xs`` (n_runs, n_points): the runs' own x
+    values (simulated time, bits), whose 95 % interval is drawn as horizontal bars
+    at the mean points (the spread on the x-axis); ``x`` is then their mean."""
     mean, lo, hi = mean_ci(y)
     ok = ~np.isnan(mean)
     n = y.shape[0]
@@ -96,10 +100,30 @@ def band(ax, x, y, color, label, key: str = ""):
         low, high = BOUNDS.get(key, (-np.inf, np.inf))
         ax.fill_between(x[ok], np.clip(lo[ok], low, high), np.clip(hi[ok], low, high),
                         color=color, alpha=0.2, linewidth=0)
+        if xs is not None:
+            _, x_lo, x_hi = mean_ci(xs)
+            err = np.vstack([x[ok] - np.maximum(x_lo[ok], 0.0), x_hi[ok] - x[ok]])
+            ax.errorbar(x[ok], mean[ok], xerr=np.maximum(err, 0.0), fmt="none",
+                        ecolor=color, alpha=0.5, linewidth=0.8, capsize=1.5)
 
 
 YLABELS = {"accuracy": "test accuracy", "perplexity": "held-out perplexity",
            "rougeL": "ROUGE-L (F)", "exact_match": "exact match"}
+AXIS_LABELS = {**YLABELS, "sim_time_s": "simulated time (s)", "round": "round",
+               "cum_uplink_bits": "cumulative uplink (bit)", "queue_s": "virtual queue Q(t) (s)"}
+UNITS = {"_s": "s", "_bits": "bit", "_hz": "Hz", "_j": "J", "_db": "dB", "_dbm": "dBm",
+         "_m": "m"}
+
+
+def axis_label(column: str) -> str:
+    """A metrics column as an axis label with its unit: ``round_latency_s`` ->
+    ``round latency (s)``."""
+    if column in AXIS_LABELS:
+        return AXIS_LABELS[column]
+    for suffix, unit in sorted(UNITS.items(), key=lambda kv: -len(kv[0])):
+        if column.endswith(suffix):
+            return f"{column[: -len(suffix)].replace('_', ' ')} ({unit})"
+    return column.replace("_", " ")
 
 
 def plot_quality(groups: list[Group], out: Path) -> list[Path]:
@@ -119,8 +143,10 @@ def plot_quality(groups: list[Group], out: Path) -> list[Path]:
     for y, stem, key, xlabel, div in figures:
         fig, ax = subplots(figsize=(5.0, 3.4))
         for g in groups:
-            x = np.nanmean(stack(g, key), axis=0) / div
-            band(ax, x, stack(g, y), colors[g.label], g.label, y)
+            xs = stack(g, key) / div
+            x = np.nanmean(xs, axis=0)
+            band(ax, x, stack(g, y), colors[g.label], g.label, y,
+                 xs=None if key == "round" else xs)
         finish(ax, xlabel, YLABELS.get(y, y))
         if y == "perplexity":
             ax.set_yscale("log")
@@ -238,10 +264,32 @@ def plot_gantt(run: Run, out: Path, round_index: int | None = None) -> list[Path
     return _save(fig, out, "round_timeline")
 
 
-def plot_runs(paths: list[Path], out: Path, round_index: int | None = None) -> list[Path]:
-    """Every figure for the given runs (or sweep folders)."""
+def relabel(groups: list[Group], labels: dict[str, str]) -> list[Group]:
+    """Groups with legend labels renamed: each key is a group's whole label or one of
+    its ``key=value`` parts (``controller=tsfa``); ValueError names a key that matches
+    no group."""
+    out = []
+    used: set[str] = set()
+    for g in groups:
+        parts = {g.label, *g.label.split(", ")}
+        hits = [spec for spec in labels if spec in parts]
+        used.update(hits)
+        out.append(Group(" ".join(labels[h] for h in hits), g.runs) if hits else g)
+    missing = [spec for spec in labels if spec not in used]
+    if missing:
+        raise ValueError(f"{missing[0]!r} matches no group; the groups are: "
+                         + "; ".join(g.label for g in groups))
+    return out
+
+
+def plot_runs(paths: list[Path], out: Path, round_index: int | None = None,
+              labels: dict[str, str] | None = None) -> list[Path]:
+    """Every figure for the given runs (or sweep folders); ``labels`` renames legend
+    entries (:func:`relabel`)."""
     runs = find_runs(paths)
     groups = group_runs(runs)
+    if labels:
+        groups = relabel(groups, labels)
     files = plot_quality(groups, out) + plot_latency(groups, out)
     files += plot_allocations(groups, out)
     return files + plot_gantt(runs[0], out, round_index)
