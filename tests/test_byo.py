@@ -142,6 +142,54 @@ def test_csv_is_parsed_not_split_into_lines_and_takes_a_delimiter(tmp_path):
     assert err.value.key == "data.options.delimiter"
 
 
+def test_a_data_sets_own_test_set_is_the_runs_test_set(tiny_raw, tmp_path, hf_folder,
+                                                      monkeypatch):
+    """test_path (CSV, JSONL) and test_split (saved DatasetDict): the run tests on
+    exactly those examples and trains on every other one, whatever test_fraction says."""
+    import csv
+
+    import datasets
+
+    import wirelessfl
+    from wirelessfl.build import load_data
+    from wirelessfl.learning.partition import split_shards
+    from wirelessfl.scenario import parse_scenario
+
+    monkeypatch.setenv("WIRELESSFL_CACHE", str(tmp_path / "cache"))
+    train, test = texts(60, seed=1), texts(21, seed=2)
+    for name, rows in (("train.csv", train), ("test.csv", test)):
+        with (tmp_path / name).open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["text", "label"])
+            w.writerows(rows)
+    model = {"name": "hf", "options": {"path": str(hf_folder)}}
+    raw = scenario(tiny_raw, tmp_path, model, {
+        "name": "csv", "test_fraction": 0.5,
+        "options": {"path": str(tmp_path / "train.csv"),
+                    "test_path": str(tmp_path / "test.csv")}})
+    sc = parse_scenario(raw)
+    data = load_data(sc)
+    split = split_shards(sc, data)
+    assert len(data) == 81 and split.test.tolist() == list(range(60, 81))
+    assert sorted(np.concatenate(split.train).tolist()) == list(range(60))
+    assert wirelessfl.run(raw, output=None).finished
+    dd = datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": [t for t, _ in train],
+                                             "label": [y for _, y in train]}),
+        "test": datasets.Dataset.from_dict({"text": [t for t, _ in test],
+                                            "label": [y for _, y in test]})})
+    dd.save_to_disk(str(tmp_path / "dd"))
+    raw["data"] = {"name": "hf_disk", "partition": {"scheme": "iid"},
+                   "options": {"path": str(tmp_path / "dd"), "test_split": "test"}}
+    same = load_data(parse_scenario(raw))
+    assert same.held_out.tolist() == data.held_out.tolist()
+    assert same.labels.tolist() == data.labels.tolist()
+    raw["data"]["options"]["test_split"] = "validation"
+    with pytest.raises(Exception) as err:
+        load_data(parse_scenario(raw))
+    assert "data.options" in str(getattr(err.value, "key", "")) and "validation" in str(err.value)
+
+
 @pytest.mark.parametrize("model, data, key", [
     ({"name": "hf", "options": {"path": "/nonexistent/model"}}, None, "model.options"),
     ({"name": "hf", "options": {}}, None, "model.options.path"),
@@ -150,6 +198,8 @@ def test_csv_is_parsed_not_split_into_lines_and_takes_a_delimiter(tmp_path):
      "data.options"),
     (None, {"name": "csv", "options": {"path": "CSV", "colour": "red"}},
      "data.options.colour"),
+    (None, {"name": "csv", "options": {"path": "CSV", "test_path": "/nonexistent.csv"}},
+     "data.options"),
     ({"name": "hf", "options": {"path": "HF"}, "lora": {"target_modules": ["q_proj"]}},
      None, "model.lora.target_modules"),
     ({"name": "tiny-bert", "lora": {"target_modules": []}}, None,

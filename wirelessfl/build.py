@@ -314,6 +314,11 @@ def load_data(sc: Scenario) -> Any:
         raise ScenarioError("data.options.format", f"a causal language model needs "
                             f"instruction or text data; {sc.data.name!r} gives class labels "
                             "(set data.options.format: instruction or text)")
+    if out.held_out is not None:  # the data set's own test set: no split by test_fraction
+        if out.held_out.all():
+            raise ScenarioError("data.options", "every example is in the test set; the "
+                                "training file (or split) holds none")
+        return out
     counts = np.bincount(out.strata)
     if sum(int(round(sc.data.test_fraction * n)) for n in counts) < 1:
         raise ScenarioError("data.test_fraction", f"{sc.data.test_fraction} of {len(out)} "

@@ -74,6 +74,9 @@ class TokenData:
         Causal LM: tokens before the response (what generation is given).
     from_text : bool
         Tokenised from text by the model's tokenizer (which then decodes generations).
+    held_out : ndarray of bool, shape (N,), or None
+        The data set's own test examples (``test_path``, ``test_split``): the run tests
+        on exactly these and trains on the rest; None: split by ``data.test_fraction``.
     """
 
     input_ids: torch.Tensor
@@ -85,6 +88,7 @@ class TokenData:
     group_names: list[str] | None = None
     prompt_lengths: torch.Tensor | None = None
     from_text: bool = False
+    held_out: np.ndarray | None = None
 
     @property
     def num_labels(self) -> int:
@@ -113,13 +117,15 @@ class TokenData:
 class TextData:
     """An untokenised classification data set: texts, integer labels, label names.
 
-    ``groups`` (strings, one per text) is the group column when one is asked for.
+    ``groups`` (strings, one per text) is the group column when one is asked for;
+    ``held_out`` marks the data set's own test examples, when it has them.
     """
 
     texts: list[str]
     labels: list[int]
     label_names: list[str]
     groups: list[str] | None = None
+    held_out: list[bool] | None = None
 
 
 @dataclass
@@ -130,6 +136,7 @@ class InstructionData:
     inputs: list[str]
     outputs: list[str]
     groups: list[str] | None = None
+    held_out: list[bool] | None = None
 
 
 @dataclass
@@ -138,6 +145,7 @@ class PlainText:
 
     texts: list[str]
     groups: list[str] | None = None
+    held_out: list[bool] | None = None
 
 
 def alpaca_prompt(instruction: str, input_: str) -> tuple[str, str, str]:
@@ -452,9 +460,14 @@ class TextFileParams(BaseModel):
     output_column: str = Field("output", description="instruction: the response to learn")
     group_column: str | None = Field(
         None, description="(set from data.partition.column) the column that groups examples")
+    test_path: str | None = Field(
+        None, min_length=1, max_length=4096, description="a file of the same format with the "
+        "data set's own test examples: the run tests on them (data.test_fraction unused)")
 
 
 class _TextFile(DataSource):
+    """A local file of rows (and optionally its own test file) in one of the formats."""
+
     Params = TextFileParams
 
     @classmethod
@@ -466,18 +479,39 @@ class _TextFile(DataSource):
         self.path = Path(self.params.path).expanduser()
         if not self.path.is_file():
             raise ValueError(f"path: no file {str(self.path)!r}")
+        self.test_path = (None if self.params.test_path is None
+                          else Path(self.params.test_path).expanduser())
+        if self.test_path is not None and not self.test_path.is_file():
+            raise ValueError(f"test_path: no file {str(self.test_path)!r}")
 
     def fingerprint(self) -> str:
-        st = self.path.stat()
-        return (f"{self.name}:{self.path.resolve()}:{st.st_size}:{st.st_mtime_ns}:"
-                f"{self.params.model_dump_json()}")
+        files = [self.path] + ([self.test_path] if self.test_path is not None else [])
+        stamps = ":".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                          for f in files)
+        return f"{self.name}:{stamps}:{self.params.model_dump_json()}"
 
-    def _read_text(self) -> str:
+    def _read_text(self, path: Path, key: str = "path") -> str:
         try:
-            return self.path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
-            raise ValueError(f"path: {str(self.path)!r} is not UTF-8 text ({err.reason} at "
+            raise ValueError(f"{key}: {str(path)!r} is not UTF-8 text ({err.reason} at "
                              f"byte {err.start})") from None
+
+    def rows(self, path: Path, key: str) -> list[dict[str, Any]]:
+        """The file's rows as mappings (``key`` names the option in errors)."""
+        raise NotImplementedError
+
+    def load(self, rng: np.random.Generator, max_length: int
+             ) -> TextData | InstructionData | PlainText:
+        rows = self.rows(self.path, "path")
+        test = [] if self.test_path is None else self.rows(self.test_path, "test_path")
+        if self.test_path is not None and not test:
+            raise ValueError(f"test_path: {str(self.test_path)!r} holds no examples")
+        where = str(self.path) + ("" if self.test_path is None else f" + {self.test_path}")
+        out = _records(rows + test, self.params, self.format(), where)
+        if self.test_path is not None:
+            out.held_out = [False] * len(rows) + [True] * len(test)
+        return out
 
 
 class CSVParams(TextFileParams):
@@ -496,43 +530,43 @@ class CSVData(_TextFile):
 
     Params = CSVParams
 
-    def load(self, rng: np.random.Generator, max_length: int
-             ) -> TextData | InstructionData | PlainText:
-        delimiter = self.params.delimiter or ("\t" if self.path.suffix.lower() == ".tsv"
-                                              else ",")
-        reader = csv.DictReader(io.StringIO(self._read_text(), newline=""),
+    def rows(self, path: Path, key: str) -> list[dict[str, Any]]:
+        delimiter = self.params.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+        reader = csv.DictReader(io.StringIO(self._read_text(path, key), newline=""),
                                 delimiter=delimiter)
         try:
-            rows = list(reader)
+            return list(reader)
         except csv.Error as err:
-            raise ValueError(f"path: {str(self.path)!r} line {reader.line_num}: {err}") from None
-        return _records(rows, self.params, self.format(), str(self.path))
+            raise ValueError(f"{key}: {str(path)!r} line {reader.line_num}: {err}") from None
 
 
 @DATASETS.register("jsonl")
 class JSONLData(_TextFile):
     """A local JSON-lines file: one object per line (text and label, instruction, text)."""
 
-    def load(self, rng: np.random.Generator, max_length: int
-             ) -> TextData | InstructionData | PlainText:
+    def rows(self, path: Path, key: str) -> list[dict[str, Any]]:
         rows = []
-        for i, line in enumerate(self._read_text().splitlines()):
+        for i, line in enumerate(self._read_text(path, key).splitlines()):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"path: line {i + 1} of {str(self.path)!r} is not JSON "
+                raise ValueError(f"{key}: line {i + 1} of {str(path)!r} is not JSON "
                                  f"({err.msg})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"path: line {i + 1} of {str(self.path)!r} is not an object")
+                raise ValueError(f"{key}: line {i + 1} of {str(path)!r} is not an object")
             rows.append(row)
-        return _records(rows, self.params, self.format(), str(self.path))
+        return rows
 
 
 class HFDiskParams(TextFileParams):
     path: str = Field(description="folder written by datasets' save_to_disk")
     split: str = Field("train", description="split of a DatasetDict")
+    test_split: str | None = Field(
+        None, min_length=1, max_length=200, description="the DatasetDict's own test split: "
+        "the run tests on it (data.test_fraction unused)")
+    test_path: None = Field(None, description="(not for hf_disk: use test_split)")
 
 
 @DATASETS.register("hf_disk")
@@ -568,10 +602,28 @@ class HFDiskData(DataSource):
             ds = datasets.load_from_disk(str(self.path))
         except (FileNotFoundError, ValueError) as err:
             raise ValueError(f"path: {str(self.path)!r} is not a saved data set ({err})") from None
+        n_test = 0
         if isinstance(ds, datasets.DatasetDict):
-            if p.split not in ds:
-                raise ValueError(f"split: no split {p.split!r}; splits: {', '.join(ds)}")
-            ds = ds[p.split]
+            for key, split in (("split", p.split), ("test_split", p.test_split)):
+                if split is not None and split not in ds:
+                    raise ValueError(f"{key}: no split {split!r}; splits: {', '.join(ds)}")
+            if p.test_split is not None:
+                n_test = len(ds[p.test_split])
+                if n_test == 0:
+                    raise ValueError(f"test_split: split {p.test_split!r} is empty")
+                ds = datasets.concatenate_datasets([ds[p.split], ds[p.test_split]])
+            else:
+                ds = ds[p.split]
+        elif p.test_split is not None:
+            raise ValueError(f"test_split: {str(self.path)!r} is a single data set, not a "
+                             "DatasetDict with splits")
+        out = self._load_rows(ds, datasets)
+        if n_test:
+            out.held_out = [False] * (len(ds) - n_test) + [True] * n_test
+        return out
+
+    def _load_rows(self, ds: Any, datasets: Any) -> TextData | InstructionData | PlainText:
+        p = self.params
         fmt = self.format()
         if fmt != "classification":
             rows = ds.to_list()

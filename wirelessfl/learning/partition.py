@@ -46,10 +46,16 @@ def client_test_sets(test: np.ndarray, labels: np.ndarray, shards: list[np.ndarr
 
 
 def split_shards(sc: Any, data: Any) -> ClientShards:
-    """The scenario's split of ``data`` (a TokenData): test set stratified by its strata
-    (class, else group), client shards (``data.partition``), per-client test sets."""
+    """The scenario's split of ``data`` (a TokenData): the data set's own test set when it
+    has one (``held_out``), else a test set stratified by its strata (class, else group);
+    client shards (``data.partition``) of the rest; per-client test sets."""
     labels = data.strata
-    train, test = stratified_split(labels, sc.data.test_fraction, seeding.rng(sc.seed, "data", 1))
+    held = getattr(data, "held_out", None)
+    if held is not None:  # the data set's own test set
+        train, test = np.flatnonzero(~held), np.flatnonzero(held)
+    else:
+        train, test = stratified_split(labels, sc.data.test_fraction,
+                                       seeding.rng(sc.seed, "data", 1))
     part = sc.data.partition
     prng = seeding.rng(sc.seed, "partition")
     if part.scheme == "iid":

@@ -135,6 +135,7 @@ def tokenize_any(data: TextData | InstructionData | PlainText, tokenizer,
         out = tokenize(data.texts, data.labels, data.label_names, tokenizer, length,
                        data.groups)
     out.from_text = True
+    out.held_out = None if data.held_out is None else np.asarray(data.held_out, dtype=bool)
     return out
 
 
@@ -167,7 +168,9 @@ def cached_tokenize(text: TextData | InstructionData | PlainText, tokenizer, len
                 return TokenData(d["input_ids"], d["attention_mask"], d["labels"],
                                  list(d["label_names"]), int(d["vocab_size"]),
                                  None if d["groups"] is None else d["groups"].numpy(),
-                                 d["group_names"], d["prompt_lengths"], from_text=True)
+                                 d["group_names"], d["prompt_lengths"], from_text=True,
+                                 held_out=None if d.get("held_out") is None
+                                 else d["held_out"].numpy())
             except Exception:  # noqa: BLE001  (a truncated or foreign file: recompute)
                 pass
     data = tokenize_any(text, tokenizer, length)
@@ -181,7 +184,9 @@ def cached_tokenize(text: TextData | InstructionData | PlainText, tokenizer, len
                         "vocab_size": data.vocab_size,
                         "groups": None if data.groups is None else torch.as_tensor(data.groups),
                         "group_names": data.group_names,
-                        "prompt_lengths": data.prompt_lengths}, tmp)
+                        "prompt_lengths": data.prompt_lengths,
+                        "held_out": None if data.held_out is None
+                        else torch.as_tensor(data.held_out)}, tmp)
             os.replace(tmp, path)
         except OSError:  # a read-only home: run without the cache
             pass
