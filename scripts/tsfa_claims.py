@@ -1,12 +1,14 @@
 """Every number docs/tsfa.md quotes, recomputed, and the doc's blocks rewritten from them.
 
     python scripts/tsfa_claims.py [--groups soft,quadrature,lyapunov,regret,study]
-                                  [--write-docs] [--out results/claims]
+                                  [--write-docs] [--from-results] [--out results/claims]
 
 Each group recomputes one set of figures and renders the markdown blocks that quote
 them; docs/tsfa.md holds those blocks between ``<!-- claims:NAME -->`` and
 ``<!-- /claims:NAME -->``. The values go to ``--out/<group>.json`` and the blocks to
-``--out/<group>.md``; ``--write-docs`` also replaces the blocks in the doc.
+``--out/<group>.md``; ``--write-docs`` also replaces the blocks in the doc, and
+``--from-results`` renders from the values a previous call saved in ``--out``
+instead of recomputing them.
 ``tests/test_claims.py`` renders the groups and fails when a quoted number differs
 from its source beyond one unit of its last printed digit (plus a relative 1e-3
 for numbers of training runs, whose floats may differ between machines).
@@ -209,7 +211,7 @@ def render_regret(v: dict) -> dict[str, str]:
                 cells.append(r[c])
         lines.append("| " + " | ".join(cells) + " |")
     by = {r["controller"]: r for r in rows}
-    key = next(c for c in cols if "regret" in c and "hindsight" in c)
+    key = "relative_regret"
     lines += ["", f"TSFA's regret is {100 * float(by['tsfa'][key]):.1f} % of the hindsight "
               f"objective; greedy's is {100 * float(by['greedy'][key]):.1f} %."]
     return {"regret": "\n".join(lines) + "\n"}
@@ -355,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--groups", default=",".join(GROUPS))
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--from-results", action="store_true",
+                    help="render from --out/<group>.json instead of recomputing")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "claims")
     args = ap.parse_args(argv)
     names = [g for g in args.groups.split(",") if g]
@@ -367,8 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     rendered: dict[str, str] = {}
     for name in names:
         compute, render = GROUPS[name]
-        values = compute()
-        (args.out / f"{name}.json").write_text(json.dumps(values, indent=1, default=str))
+        saved = args.out / f"{name}.json"
+        if args.from_results:
+            if not saved.is_file():
+                print(f"error: --from-results: no {saved}; run without it first",
+                      file=sys.stderr)
+                return 2
+            values = json.loads(saved.read_text())
+        else:
+            values = compute()
+            saved.write_text(json.dumps(values, indent=1, default=str))
         text = render(values)
         (args.out / f"{name}.md").write_text("\n".join(f"<!-- {k} -->\n{b}"
                                                        for k, b in text.items()))
