@@ -232,7 +232,7 @@ def soft_vs_svd(repeats: int = 3) -> dict[str, dict[str, float]]:
 
 
 def tsfa_solve_times(sizes=(10, 100, 1000), rounds: int = 3, cvxpy_rounds: int = 1,
-                     cvxpy_max_clients: int = 100) -> dict[str, dict[str, dict[str, float]]]:
+                     cvxpy_max_clients: int = 10) -> dict[str, dict[str, dict[str, float]]]:
     """Wall time of one TSFA online decision on synthetic instances of n clients.
 
     Block Rayleigh fading with 10 ms blocks and the default window-law planning (17
