@@ -28,7 +28,7 @@ def test_the_library_page_runs_as_a_notebook(monkeypatch, tmp_path):
         exec(compile(code, "docs/library.md", "exec"), ns)  # noqa: S102
     assert len(ns["watch"].values) == 2
     assert ns["r"].metrics["round"].tolist() == [0, 1, 2]
-    assert ns["fig"].axes[0].get_xlabel() == "sim_time_s"
+    assert ns["fig"].axes[0].get_xlabel() == "simulated time (s)"
     assert sorted(ns["table"]["seed"].unique().tolist()) == [0, 1]
 
 
