@@ -37,6 +37,18 @@ class Logger(Observer):
         """The run's results folder (None: an in-memory run) and its scenario."""
         self.folder, self.scenario = folder, scenario
 
+    def resumed_id(self, start: Any, file: str) -> str | None:
+        """The tracker's run id kept in the folder's ``file``, when this run resumes one."""
+        path = None if self.folder is None else self.folder / file
+        if start.resumed_at is None or path is None or not path.is_file():
+            return None
+        return path.read_text().strip() or None
+
+    def keep_id(self, file: str, run_id: str) -> None:
+        """Keep the tracker's run id in the folder (for a later ``--resume``)."""
+        if self.folder is not None:
+            (self.folder / file).write_text(run_id + "\n")
+
 
 LOGGERS: Registry[Logger] = Registry("logger", Logger)
 register_logger = LOGGERS.register

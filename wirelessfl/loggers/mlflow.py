@@ -48,18 +48,14 @@ class MLflowLogger(Logger):
         sc = self.scenario = start.scenario
         if self.params.tracking_uri is not None:
             mlflow.set_tracking_uri(self.params.tracking_uri)
-        run_id = None
-        id_file = None if self.folder is None else self.folder / RUN_ID_FILE
-        if start.resumed_at is not None and id_file is not None and id_file.is_file():
-            run_id = id_file.read_text().strip() or None
+        run_id = self.resumed_id(start, RUN_ID_FILE)
         nested = mlflow.active_run() is not None
         if run_id is None:
             if not nested:  # a nested run stays in its parent's experiment
                 mlflow.set_experiment(self.params.experiment or sc.name)
             run = mlflow.start_run(run_name=f"{sc.name}-seed{sc.seed}", nested=nested)
             mlflow.log_params(flat_params(sc))
-            if id_file is not None:
-                id_file.write_text(run.info.run_id + "\n")
+            self.keep_id(RUN_ID_FILE, run.info.run_id)
         else:
             run = mlflow.start_run(run_id=run_id, nested=nested)
         self.run_id = run.info.run_id

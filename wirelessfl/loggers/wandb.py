@@ -41,18 +41,15 @@ class WandbLogger(Logger):
             raise MissingPackageError("output.loggers", "wandb needs the package wandb: "
                                       "pip install 'wirelessfl[wandb]'") from None
         sc = self.scenario = start.scenario
-        id_file = None if self.folder is None else self.folder / RUN_ID_FILE
-        run_id = None
-        if start.resumed_at is not None and id_file is not None and id_file.is_file():
-            run_id = id_file.read_text().strip() or None
+        run_id = self.resumed_id(start, RUN_ID_FILE)
         self.run = wandb.init(project=self.params.project or sc.name,
                               name=f"{sc.name}-seed{sc.seed}", config=flat_params(sc),
                               mode=self.params.mode, id=run_id,
                               resume="must" if run_id else None,
                               dir=None if self.folder is None else str(self.folder),
                               reinit="create_new", settings=wandb.Settings(silent=True))
-        if id_file is not None and run_id is None:
-            id_file.write_text(self.run.id + "\n")
+        if run_id is None:
+            self.keep_id(RUN_ID_FILE, self.run.id)
 
     def on_round(self, record: RoundRecord) -> None:
         self.run.log(numeric(record.metrics), step=record.round)
