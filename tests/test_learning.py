@@ -141,3 +141,26 @@ def test_step_flops_are_counted_on_one_sequence_and_exactly_linear_in_the_batch(
     assert training_step_flops(tiny_model, 16, 16, 100, cpu) == direct
     # a longer sequence costs more than linearly (attention), so length is not scaled
     assert _counted_flops(tiny_model, 1, 32, 100, cpu) > 2 * one
+
+
+def test_eval_max_examples_bounds_the_test_set_with_a_fixed_subset(tiny_raw):
+    """eval.max_examples: the run evaluates on exactly that many test examples, the same
+    ones every time for a seed, drawn from the full test set; unset, nothing changes."""
+    from wirelessfl.build import load_data
+    from wirelessfl.learning.partition import split_shards
+    from wirelessfl.scenario import parse_scenario
+
+    full_sc = parse_scenario(tiny_raw)
+    data = load_data(full_sc)
+    full = split_shards(full_sc, data)
+    tiny_raw["eval"] = {"max_examples": 7}
+    sc = parse_scenario(tiny_raw)
+    a, b = split_shards(sc, data), split_shards(sc, data)
+    assert len(a.test) == 7 and a.test.tolist() == b.test.tolist()
+    assert set(a.test.tolist()) <= set(full.test.tolist())
+    assert [s.tolist() for s in a.train] == [s.tolist() for s in full.train]
+    import wirelessfl
+
+    assert wirelessfl.run(tiny_raw, output=None, rounds=1).finished
+    tiny_raw["eval"] = {"max_examples": 10_000}  # above the test set: all of it
+    assert split_shards(parse_scenario(tiny_raw), data).test.tolist() == full.test.tolist()

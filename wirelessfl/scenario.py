@@ -313,6 +313,10 @@ class Eval(Section):
         100, ge=1, le=100_000, description="per-client test examples (its training label mix) for "
         "personalised accuracy"
     )
+    max_examples: int | None = Field(
+        None, ge=1, le=100_000_000, description="evaluate the global model on at most this "
+        "many test examples (a fixed random subset, drawn once from the run's seed; "
+        "default: the whole test set)")
     generate: Generate | None = Field(
         None, description="causal LMs: greedy completions of held-out prompts, scored by "
         "rougeL and exact_match (host time only)")

@@ -70,6 +70,9 @@ def split_shards(sc: Any, data: Any) -> ClientShards:
                                      part.min_samples)
     personal = client_test_sets(test, labels, shards, sc.eval.personal_examples,
                                 seeding.rng(sc.seed, "data", 2))
+    cap = sc.eval.max_examples
+    if cap is not None and cap < len(test):  # a fixed subset bounds every evaluation
+        test = np.sort(seeding.rng(sc.seed, "data", 3).choice(test, size=cap, replace=False))
     return ClientShards(shards, test, personal)
 
 
