@@ -110,9 +110,17 @@ def random_instance(seed, max_vectors=4096):
 
 
 def oracle_of(ctx, ctrl):
+    """The hindsight enumeration of the round, its costs built here from the round's
+    numbers (``V = v T_budget^2``, normalised weights, the profiles), not by TSFA."""
     from wirelessfl.control.hindsight import HindsightProblem
 
-    cost = ctrl.costs(ctx)
+    ranks = np.asarray(ctx.ranks)
+    width = ctx.bits.shape[1]
+    big_v = ctrl.params.v * ctx.latency_budget_s ** 2
+    p = ctx.weights / ctx.weights.sum()
+    m = np.arange(width)[None, :]
+    cost = np.where((m >= 1) & (m <= ranks[:, None]), big_v * p[:, None] * ctx.eps[:, :width],
+                    np.inf)
     bits = ctx.bits.copy()
     bits[:, 0] = 0.0
     law = ctx.plan.law
