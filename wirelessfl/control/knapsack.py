@@ -1,9 +1,9 @@
 """The per-deadline rank choice: one rank count per client under a shared bandwidth budget.
 
 ``min sum_k cost[k, m_k] s.t. sum_k need[k, m_k] <= B`` is a multiple-choice knapsack.
-:func:`choose_ranks_exact` solves it exactly (Pareto frontier), :func:`choose_ranks` by
-Lagrangian relaxation and a greedy fill; :mod:`wirelessfl.control.rate_table` has
-batched versions of both for many deadlines at once. numpy only.
+:func:`choose_ranks` answers it by Lagrangian relaxation and a greedy fill;
+:mod:`wirelessfl.control.rate_table` has its batched version for many deadlines at
+once and the exact Pareto-frontier programme (``choose_ranks_exact_many``). numpy only.
 """
 
 from __future__ import annotations
@@ -79,48 +79,3 @@ def choose_ranks(cost: np.ndarray, need: np.ndarray, budget: float
         k, j = np.unravel_index(np.argmin(ratio), ratio.shape)
         m[k] = j
     return m, float(cost[rows, m].sum())
-
-
-def choose_ranks_exact(cost: np.ndarray, need: np.ndarray, budget: float,
-                       max_frontier: int | None = 20_000) -> tuple[np.ndarray, float] | None:
-    """The same problem as :func:`choose_ranks`, solved exactly (multiple-choice knapsack).
-
-    Clients are added one at a time to the Pareto frontier of (total need, total
-    cost) pairs of partial choices; dominated pairs and pairs over the budget are
-    pruned. Falls back to :func:`choose_ranks` when the frontier would exceed
-    ``max_frontier`` pairs (never when it is None: always exact).
-    """
-    n, c = cost.shape
-    ok = np.isfinite(need) & np.isfinite(cost) & (need <= budget * (1 + 1e-12))
-    if not np.all(ok.any(axis=1)):
-        return None
-    f_need, f_cost = np.zeros(1), np.zeros(1)
-    back: list[tuple[np.ndarray, np.ndarray]] = []  # per client: (parent index, choice)
-    for k in range(n):
-        cols = np.flatnonzero(ok[k])
-        cand_need = (f_need[:, None] + need[k, cols][None, :]).ravel()
-        cand_cost = (f_cost[:, None] + cost[k, cols][None, :]).ravel()
-        parent = np.repeat(np.arange(len(f_need)), len(cols))
-        choice = np.tile(cols, len(f_need))
-        keep = cand_need <= budget * (1 + 1e-12)
-        if not keep.any():
-            return None
-        cand_need, cand_cost, parent, choice = (x[keep] for x in
-                                                (cand_need, cand_cost, parent, choice))
-        order = np.lexsort((cand_cost, cand_need))
-        run_min = np.minimum.accumulate(cand_cost[order])
-        strict = np.concatenate([[True], run_min[1:] < run_min[:-1] - 1e-15 * np.abs(
-            run_min[:-1])])
-        sel = order[strict & (cand_cost[order] <= run_min + 0.0)]
-        if max_frontier is not None and len(sel) > max_frontier:
-            return choose_ranks(cost, need, budget)
-        f_need, f_cost = cand_need[sel], cand_cost[sel]
-        back.append((parent[sel], choice[sel]))
-    i = int(np.argmin(f_cost))
-    best = float(f_cost[i])
-    m = np.zeros(n, dtype=int)
-    for k in range(n - 1, -1, -1):
-        par, ch = back[k]
-        m[k] = ch[i]
-        i = int(par[i])
-    return m, best

@@ -284,9 +284,10 @@ def choose_ranks_many(cost: np.ndarray, need: np.ndarray, budget: float,
 def choose_ranks_exact_many(cost: np.ndarray, need: np.ndarray, budget: float,
                             max_frontier: int | None = 20_000,
                             cap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`wirelessfl.control.knapsack.choose_ranks_exact` for T need tables at once.
+    """The multiple-choice knapsack of :func:`choose_ranks_many`, solved exactly, for T
+    need tables at once.
 
-    The same Pareto-frontier dynamic programme (clients added one at a time, pairs
+    A Pareto-frontier dynamic programme (clients added one at a time, pairs
     ``(total need, total cost)`` of partial choices kept only where no other pair has
     less need and less cost, and none over the budget), run on all T tables together
     with each table's frontier padded by ``inf`` to the longest. Falls back to

@@ -67,13 +67,13 @@ from wirelessfl.control.base import (
     sent_bits,
 )
 from wirelessfl.control.baselines import bits_at, minmax_blocks
-from wirelessfl.control.knapsack import choose_ranks, choose_ranks_exact
+from wirelessfl.control.knapsack import choose_ranks
 from wirelessfl.control.rate_table import (
     RateTable,
     choose_ranks_exact_many,
     choose_ranks_many,
 )
-from wirelessfl.control.tsfa_exact import exact_search
+from wirelessfl.control.tsfa_exact import exact_search, needs_at
 
 ZOOM_POINTS = 8  # new deadlines per zoom step of the scalar search
 
@@ -218,25 +218,15 @@ class TSFA(Controller):
 
     def per_tau_fast(self, ctx: RoundContext, tau: float, cost: np.ndarray,
                      bits: np.ndarray, tables: dict | None = None) -> np.ndarray | None:
-        """Ranks minimising the error at deadline tau; None: infeasible.
+        """Ranks minimising the error at deadline tau, for a round above
+        ``exact_max_clients`` (the settling step); None: infeasible.
 
-        The needed bandwidths are exact; the knapsack is exact up to
-        ``exact_max_clients`` clients (Lagrangian relaxation and a greedy fill
-        above). ``tables`` collects the needed-bandwidth table of each tau (n, R + 1),
-        exact (as its own lower and upper bound).
+        The needed bandwidths are exact (:func:`~wirelessfl.control.tsfa_exact.needs_at`,
+        which adds them to ``tables``); the knapsack is the Lagrangian relaxation and a
+        greedy fill (rounds up to ``exact_max_clients`` are decided by the exact search).
         """
-        need = np.zeros(bits.shape)
-        start = None
-        if tables:  # Newton from the table of the nearest deadline already bounded
-            start = tables[min(tables, key=lambda t: abs(t - tau))][1][:, 1:]
-        need[:, 1:] = ctx.plan.needed_bandwidth(bits[:, 1:], ctx.start_s, tau, ctx.bandwidth_hz,
-                                                start_hz=start)
-        if tables is not None:
-            tables[tau] = (need, need)
-        if len(cost) <= self.params.exact_max_clients:
-            out = choose_ranks_exact(cost, need, ctx.bandwidth_hz)
-        else:
-            out = choose_ranks(cost, need, ctx.bandwidth_hz)
+        need = needs_at(ctx, bits, np.array([tau]), {} if tables is None else tables)[0]
+        out = choose_ranks(cost, need, ctx.bandwidth_hz)
         return None if out is None else out[0]
 
     def per_tau_table(self, ctx: RoundContext, taus: np.ndarray, cost: np.ndarray,
