@@ -16,6 +16,7 @@ from typing import Any
 
 from wirelessfl.observers import Observer
 from wirelessfl.registry import NoParams, Registry
+from wirelessfl.results import replacing
 
 
 class Logger(Observer):
@@ -45,9 +46,11 @@ class Logger(Observer):
         return path.read_text().strip() or None
 
     def keep_id(self, file: str, run_id: str) -> None:
-        """Keep the tracker's run id in the folder (for a later ``--resume``)."""
+        """Keep the tracker's run id in the folder (for a later ``--resume``), written
+        whole or not at all."""
         if self.folder is not None:
-            (self.folder / file).write_text(run_id + "\n")
+            with replacing(self.folder / file) as fh:
+                fh.write(run_id + "\n")
 
 
 LOGGERS: Registry[Logger] = Registry("logger", Logger)
