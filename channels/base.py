@@ -56,12 +56,19 @@ class Channel(ABC):
     coherence_time_s : float
         Time over which the gain is (approximately) constant, in seconds. Block
         models are exactly constant within a block; ``inf`` means time-invariant.
+    correlated : bool
+        A continuous-time model whose gain stays correlated over many hold intervals
+        (Jakes, TDL, CDL); block models with i.i.d. blocks are not.
     """
 
     name: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
     coherence_time_s: float = float("inf")
     subbands: int = 1
+    #: the gain evolves continuously and stays correlated over several hold intervals, so
+    #: an upload may span few independent fades: ``channel.csi.planning: auto`` then
+    #: plans it by its expected finish over :meth:`sample_paths`
+    correlated: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -114,6 +121,12 @@ class Channel(ABC):
         a resolution step, and the uplink integrates the rate at its midpoints.
         """
         return self.coherence_time_s
+
+    @property
+    def path_interval_s(self) -> float:
+        """Cell of the planner's sample paths (:meth:`sample_paths`), seconds: the hold
+        interval unless a model's paths are costly enough to plan on a coarser grid."""
+        return self.hold_interval_s
 
     # ------------------------------------------------------------------ the planner's law
 
@@ -187,6 +200,9 @@ class Channel(ABC):
         -------
         ndarray, shape (n, n_paths, T)
         """
+        if self.subbands > 1:
+            raise NotImplementedError(f"{type(self).__name__} has sub-bands: its sample "
+                                      "paths must be per sub-band (see channels.wideband)")
         links = np.asarray(links)
         n, t = len(links), np.asarray(times_s, dtype=float)
         if not np.isfinite(self.coherence_time_s):

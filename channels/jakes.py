@@ -72,6 +72,8 @@ class JakesRayleigh(Channel):
     ``tau = 0.179 / f_d`` (:data:`HALF_POWER_CORRELATION`).
     """
 
+    correlated = True
+
     Params = JakesParams
 
     def __init__(self, params: JakesParams | None = None) -> None:

@@ -33,10 +33,11 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
+from scipy.special import j0
 
-from channels.base import Channel, register_channel
+from channels.base import register_channel
 from channels.jakes import DopplerParams
-from channels.law import equal_probability_nodes
+from channels.wideband import Wideband
 
 #: TR 38.901 Table 7.7.2-1..5: (normalised delays, powers in dB); for D and E the first
 #: two entries are the LOS tap's specular part and its Rayleigh part, at delay 0
@@ -135,7 +136,7 @@ class TDLParams(DopplerParams):
 
 
 @register_channel("tdl")
-class TDL(Channel):
+class TDL(Wideband):
     """TR 38.901 TDL fading: wideband, Doppler per tap (see the module docstring).
 
     The band's bandwidth defaults to the scenario's ``radio.uplink_bandwidth_hz``
@@ -226,15 +227,15 @@ class TDL(Channel):
             out[:, s : s + h.shape[1]] = (h.real * q.real + h.imag * q.imag).sum(axis=-1)
         return out
 
-    def subband_gains(self, times_s: np.ndarray) -> np.ndarray:
-        """Means of ``subbands`` equal bins of the sorted subcarrier gains.
+    def response(self, times_s: np.ndarray) -> np.ndarray:
+        """:meth:`frequency_response` with one receive antenna, shape (n_links, n_times, F, 1)."""
+        return self.frequency_response(times_s)[..., None]
 
-        Returns
-        -------
-        ndarray, shape (n_links, n_times, Q)
-            Ascending in Q; their mean is :meth:`gains` exactly when Q divides F (else
-            the bins' weights differ by at most one subcarrier).
-        """
-        h = self.frequency_response(times_s)
-        gains, _ = equal_probability_nodes(h.real**2 + h.imag**2, self.params.subbands)
-        return gains
+    @property
+    def response_size(self) -> int:
+        return len(self.frequencies_hz)
+
+    def time_correlation(self, lag_s: np.ndarray) -> np.ndarray:
+        """``J0(2 pi f_d s)``: every tap (the LOS one over its uniform angle) has Clarke's
+        correlation, so the response is separable in time and frequency."""
+        return j0(2 * np.pi * self.f_d * np.asarray(lag_s, dtype=float))

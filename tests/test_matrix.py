@@ -47,7 +47,8 @@ BASE = {
 }
 
 # options a plug-in cannot run without (its parameters have no usable default)
-NEEDS = {"jakes": {"max_doppler_hz": 20.0}, "tdl": {"max_doppler_hz": 20.0}}
+NEEDS = {"jakes": {"max_doppler_hz": 20.0}, "tdl": {"max_doppler_hz": 20.0},
+         "cdl": {"max_doppler_hz": 20.0, "subcarriers": 16}}
 
 METHODS = list(itertools.product(AGGREGATORS, COMPRESSORS, CONTROLLERS))
 MODELS = {"tiny-bert": {"name": "tiny-bert", "max_length": 8},

@@ -25,6 +25,7 @@ def test_rayleigh_nodes_give_the_ergodic_capacity(snr_db):
 @pytest.mark.parametrize(("name", "params"), [
     ("rayleigh", {}), ("rician", {"k_factor_db": 7}), ("nakagami", {"m": 3}),
     ("jakes", {"max_doppler_hz": 10}), ("awgn", {}), ("tdl", {"max_doppler_hz": 10}),
+    ("cdl", {"max_doppler_hz": 10, "subcarriers": 16}),
 ])
 def test_every_model_has_a_unit_mean_stationary_law(name, params):
     ch = CHANNELS.get(name).from_dict(params)

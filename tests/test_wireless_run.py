@@ -145,7 +145,7 @@ def test_plugin_errors_name_the_key(tiny_raw, tmp_path, capsys, monkeypatch):
 def test_channels_command_lists_models_and_parameters(capsys):
     assert main(["channels"]) == 0
     out = capsys.readouterr().out
-    for name in ("rayleigh", "rician", "nakagami", "jakes", "tdl", "trace", "awgn", "uma",
+    for name in ("rayleigh", "rician", "nakagami", "jakes", "tdl", "cdl", "trace", "awgn", "uma",
                  "umi_street_canyon", "k_factor_db", "max_doppler_hz"):
         assert name in out
 

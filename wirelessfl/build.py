@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 import channels  # noqa: F401  (registers the built-in channel models)
-from channels.base import CHANNELS
+from channels.base import CHANNELS, Channel
 from wirelessfl import seeding
 from wirelessfl.control import Preparation
 from wirelessfl.errors import PluginError, ScenarioError
@@ -135,9 +135,9 @@ def build_cell(sc: Scenario) -> Cell:
     pos = place_clients(k, pl.model, seeding.rng(sc.seed, "placement"), pl.radius_m,
                         pl.min_distance_m, pl.distances_m)
     pathloss.draw(np.linalg.norm(pos, axis=1), seeding.rng(sc.seed, "shadowing"))
-    if sc.channel.csi.planning == "expected_finish" and fading.subbands > 1:
-        raise PluginError("channel.csi.planning", "expected_finish plans with the band's "
-                          "gain; a channel with sub-bands needs mean_rate (or subbands: 1)")
+    if sc.channel.csi.planning == "expected_finish" and not has_paths(fading):
+        raise PluginError("channel.csi.planning", f"{sc.channel.fading.model!r} has sub-bands "
+                          "but no sample_paths of them; plan it with mean_rate (or subbands: 1)")
     try:
         fading.reset(k, seeding.rng(sc.seed, "channel"))
     except ValueError as err:  # e.g. a trace with fewer links than clients
@@ -155,6 +155,21 @@ def build_cell(sc: Scenario) -> Cell:
                 r.noise_figure_db, r.uplink_bandwidth_hz, r.downlink_bandwidth_hz, mobility,
                 csi.error_std_db, csi.delay_s, csi.kind,
                 seeding.rng(sc.seed, "csi"))
+
+
+def has_paths(channel: Channel) -> bool:
+    """Whether ``channel`` can give the planner sample paths (a model with sub-bands must
+    draw them per sub-band itself)."""
+    return channel.subbands == 1 or type(channel).sample_paths is not Channel.sample_paths
+
+
+def plans_by_paths(planning: str, channel: Channel) -> bool:
+    """Whether the round plans each upload by its expected finish over sample paths:
+    ``expected_finish``, or ``auto`` on a time-correlated model (``Channel.correlated``)
+    that has them."""
+    if planning == "auto":
+        return bool(channel.correlated) and has_paths(channel)
+    return planning == "expected_finish"
 
 
 def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:

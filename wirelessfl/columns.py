@@ -14,8 +14,9 @@ METRICS: dict[str, str] = {
     "round_latency_s": "the round's realised latency: broadcast, compute and the last "
                        "upload the server waited for, s",
     "planned_latency_s": "the controller's planned latency of its slowest client, s",
-    "planned_round_latency_s": "with channel.csi.planning: expected_finish, the expected "
-                               "latest finish over the sample paths, s",
+    "planned_round_latency_s": "when the round plans by expected finish "
+                               "(channel.csi.planning), the expected latest finish over "
+                               "the sample paths, s",
     "avg_latency_s": "mean of round_latency_s over rounds 0..t, s",
     "downlink_s": "broadcast time of the global adapter, s",
     "uplink_bits": "bits the clients sent this round",

@@ -167,10 +167,11 @@ class Csi(Section):
         0.0, ge=0, le=30, description="log-normal error of the controller's gain estimate, dB"
     )
     delay_s: float = Field(0.0, ge=0, le=1e6, description="age of the controller's CSI, seconds")
-    planning: Literal["mean_rate", "expected_finish"] = Field(
-        "mean_rate", description="mean_rate: an upload ends when the expected bits reach the "
+    planning: Literal["auto", "mean_rate", "expected_finish"] = Field(
+        "auto", description="mean_rate: an upload ends when the expected bits reach the "
         "payload; expected_finish: the mean of its finishing time over sample paths of the "
-        "gain (unbiased when an upload spans few coherence times; slower)")
+        "gain (unbiased when an upload spans few coherence times; slower); auto: "
+        "expected_finish for time-correlated models (jakes, tdl, cdl), else mean_rate")
 
 
 class Channel(Section):

@@ -18,7 +18,13 @@ import torch
 
 from wirelessfl import checkpoint as ckpt
 from wirelessfl import records, seeding
-from wirelessfl.build import Components, WorkbenchFactory, build_components, build_run
+from wirelessfl.build import (
+    Components,
+    WorkbenchFactory,
+    build_components,
+    build_run,
+    plans_by_paths,
+)
 from wirelessfl.errors import OutputError
 from wirelessfl.learning.adapter import set_state
 from wirelessfl.learning.pool import LocalPool
@@ -69,12 +75,12 @@ def open_pool(c: Components) -> Any:
                    sc.compute.ray_address, sc.compute.ray_actors)
 
 
-def settings(sc: Scenario, n_selected: int) -> LoopSettings:
-    """What the round loop needs of the scenario."""
+def settings(sc: Scenario, n_selected: int, channel: Any) -> LoopSettings:
+    """What the round loop needs of the scenario (and of its fading ``channel``)."""
     return LoopSettings(sc.rounds, sc.seed, n_selected, sc.radio.uplink_bandwidth_hz,
                         sc.controller.latency_budget_s, sc.sim.deadline_s,
                         sc.sim.max_upload_s, sc.eval.every, sc.radio.resource_block_hz,
-                        sc.channel.csi.planning == "expected_finish")
+                        plans_by_paths(sc.channel.csi.planning, channel))
 
 
 def play(c: Components, observers: Sequence[Observer], checkpoint: Any = None,
@@ -104,8 +110,8 @@ def play(c: Components, observers: Sequence[Observer], checkpoint: Any = None,
             started.append(o)
         pool = open_pool(c)
         try:
-            loop = RoundLoop(settings(sc, c.n_selected), c.cell, c.selector, c.aggregator,
-                             c.compressor, c.controller, pool, c.bench, c.sizes
+            loop = RoundLoop(settings(sc, c.n_selected, c.cell.channel), c.cell, c.selector,
+                             c.aggregator, c.compressor, c.controller, pool, c.bench, c.sizes
                              ).run(loop, observers, checkpoint)
         finally:
             pool.close()

@@ -31,8 +31,9 @@ class PathModel:
     ----------
     c_hz : ndarray, shape (n,)
         Large-scale SNR-bandwidth products (no fading), Hz.
-    gains : ndarray, shape (n, P, G)
-        Small-scale gain of path p in cell j (constant within the cell).
+    gains : ndarray, shape (n, P, G) or (n, P, G, Q)
+        Small-scale gain of path p in cell j (constant within the cell), per sub-band
+        for a wideband channel (the rate is the mean over Q of Shannon's).
     edges_s : ndarray, shape (G + 1,)
         Cell bounds relative to the round start, seconds; beyond the last one each
         path goes on at its mean rate since the upload started.
@@ -55,8 +56,10 @@ class PathModel:
         lo, hi = self.edges_s[:-1], self.edges_s[1:]
         dur = np.clip(hi[None, :] - a[:, None], 0.0, hi - lo)  # (n, G) after the start
         with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(b > 0, b * np.log2(1.0 + self.c_hz[:, None, None] * self.gains
-                                                / b), 0.0)  # (n, P, G)
+            g = self.gains if self.gains.ndim == 4 else self.gains[..., None]
+            rate = np.where(b > 0, (b[..., None] * np.log2(
+                1.0 + self.c_hz[:, None, None, None] * g / b[..., None])).mean(axis=-1),
+                0.0)  # (n, P, G)
         got = np.cumsum(rate * dur[:, None, :], axis=2)
         done = got >= s[:, :, None]
         hit = done.any(axis=2)
@@ -90,13 +93,13 @@ def uplink_paths(cell, uplink, links: np.ndarray, t_s: float, csi: np.ndarray,
                  max_upload_s: float, rng: np.random.Generator) -> PathModel:
     """The planner's sample paths of the selected clients' gains for a round at ``t_s``.
 
-    Cells of the channel's hold interval (16 to :data:`PATH_CELLS`) up to four times
+    Cells of the channel's path interval (16 to :data:`PATH_CELLS`) up to four times
     the mean-rate min-max latency of full-rank uploads (``max_upload_s`` when that is
     not finite); :data:`PATHS` paths per client from ``rng``.
     """
     tau, _ = uplink.minmax(start_s, full_bits, bandwidth_hz)
     horizon = 4 * tau if np.isfinite(tau) and tau > 0 else max_upload_s
-    hold = cell.channel.hold_interval_s
+    hold = cell.channel.path_interval_s
     cells = PATH_CELLS if not np.isfinite(hold) else int(
         np.clip(np.ceil(horizon / hold), 16, PATH_CELLS))
     edges = np.linspace(0.0, horizon, cells + 1)

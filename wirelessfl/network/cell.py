@@ -125,13 +125,16 @@ class Cell:
                           ) -> np.ndarray:
         """Sample paths of the selected links' gains over the cells ``edges_s`` (relative
         to ``t_s``), as the planner may believe them (:meth:`uplink_law`'s CSI kinds),
-        shape (n, n_paths, cells)."""
+        shape (n, n_paths, cells), or (n, n_paths, cells, Q) for a channel with Q > 1
+        sub-bands."""
         links = np.asarray(links)
         est = np.asarray(estimate, dtype=float)
-        est = est.mean(axis=1) if est.ndim == 2 else est
+        if est.ndim == 2 and est.shape[1] == 1:
+            est = est[:, 0]
         mids = t_s + 0.5 * (edges_s[:-1] + edges_s[1:])
         if self.csi_kind == "instantaneous":
-            g = np.broadcast_to(est[:, None, None], (len(links), n_paths, mids.size)).copy()
+            shape = (len(links), n_paths, mids.size, *est.shape[1:])
+            g = np.broadcast_to(est[:, None, None], shape).copy()
         else:
             known = None if self.csi_kind == "statistical" else est
             g = self.channel.sample_paths(links, known, max(t_s - self.csi_delay_s, 0.0), mids,
