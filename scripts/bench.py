@@ -169,9 +169,11 @@ def channel_throughput(n_links: int = 1000, n_blocks: int = 1000,
 
     params = {"rician": {"k_factor_db": 6.0}, "nakagami": {"m": 2.0},
               "jakes": {"max_doppler_hz": 50.0},
-              "tdl": {"max_doppler_hz": 50.0, "profile": "C", "delay_spread_s": 300e-9}}
+              "tdl": {"max_doppler_hz": 50.0, "profile": "C", "delay_spread_s": 300e-9},
+              "cdl": {"max_doppler_hz": 50.0, "profile": "C", "delay_spread_s": 300e-9,
+                      "bs_columns": 1}}
     out = {}
-    for name in ("rayleigh", "rician", "nakagami", "jakes", "tdl", "awgn"):
+    for name in ("rayleigh", "rician", "nakagami", "jakes", "tdl", "cdl", "awgn"):
         best = float("inf")
         for r in range(repeats):
             ch = CHANNELS.get(name).from_dict(params.get(name, {}))
@@ -189,6 +191,9 @@ def channel_throughput(n_links: int = 1000, n_blocks: int = 1000,
     # TDL-C (24 taps, 64 subcarriers) against Jakes (one tap), both 64 sinusoids a link
     out["tdl_over_jakes"] = round(out["tdl"]["seconds"] / out["jakes"]["seconds"], 3)
     print(f"channel tdl / jakes time: {out['tdl_over_jakes']}")
+    # CDL-C (24 clusters of 20 rays, one antenna) against Jakes
+    out["cdl_over_jakes"] = round(out["cdl"]["seconds"] / out["jakes"]["seconds"], 3)
+    print(f"channel cdl / jakes time: {out['cdl_over_jakes']}")
     return out
 
 

@@ -1,11 +1,13 @@
 """Realised against planned upload time, mean-rate plans against expected-finish plans.
 
 ``scenarios/smoke.yaml`` with 6 clients in a 300 m cell, a 5 MHz uplink and 30 rounds,
-seeds 0-3, for block Rayleigh (10 ms), Jakes at 1.5 m/s (3.5 GHz) and Jakes at a 2 Hz
-Doppler, under min-max and equal bandwidth, with ``channel.csi.planning`` mean_rate and
-expected_finish. Pooled ratio sum(realised) / sum(planned) over every upload and over
-the weakest client's (lowest mean gain), and the mean round latency. Writes
-``results/bench/plan_bias.json``; ``docs/channels.md`` quotes it.
+seeds 0-3, for block Rayleigh (10 ms), Jakes at 1.5 m/s (3.5 GHz), Jakes at a 2 Hz
+Doppler, and TDL-C and CDL-C (300 ns, 8 sub-bands; CDL with a 4-column array) at
+1.5 m/s, under min-max and equal bandwidth, with ``channel.csi.planning`` mean_rate
+and expected_finish (``auto``, the default, is expected_finish for Jakes, TDL and CDL
+and mean_rate for Rayleigh). Pooled ratio sum(realised) / sum(planned) over every
+upload and over the weakest client's (lowest mean gain), and the mean round latency.
+Writes ``results/bench/plan_bias.json``; ``docs/channels.md`` quotes it.
 
 Usage: python scripts/plan_bias.py [--seeds 4] [--out results/bench]
 """
@@ -24,7 +26,9 @@ import wirelessfl
 
 FADINGS = {"rayleigh_10ms": {"model": "rayleigh", "coherence_time_s": 0.01},
            "jakes_1.5mps": {"model": "jakes", "speed_mps": 1.5},
-           "jakes_2hz": {"model": "jakes", "max_doppler_hz": 2.0}}
+           "jakes_2hz": {"model": "jakes", "max_doppler_hz": 2.0},
+           "tdl_c_1.5mps": {"model": "tdl", "profile": "C", "speed_mps": 1.5},
+           "cdl_c_1.5mps": {"model": "cdl", "profile": "C", "speed_mps": 1.5}}
 
 
 def pooled(base: dict, fading: dict, controller: str, planning: str, seeds: int) -> dict:
