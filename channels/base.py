@@ -69,6 +69,9 @@ class Channel(ABC):
     #: an upload may span few independent fades: ``channel.csi.planning: auto`` then
     #: plans it by its expected finish over :meth:`sample_paths`
     correlated: ClassVar[bool] = False
+    #: each link is independent and ``reset(1, rng)`` draws one alone (False for a
+    #: model whose links are fixed columns of a file, as ``trace``)
+    per_link: ClassVar[bool] = True
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -88,6 +88,8 @@ class TraceReplay(Channel):
     sample holds. The coherence time is the sample spacing dt.
     """
 
+    per_link = False
+
     Params = TraceParams
 
     def __init__(self, params: TraceParams | None = None) -> None:

@@ -27,6 +27,7 @@ from wirelessfl.network.cell import Cell
 from wirelessfl.network.compute import DEVICE_PROFILES, DeviceProfile
 from wirelessfl.network.pathloss import PATHLOSS
 from wirelessfl.network.placement import RandomWaypoint, place_clients
+from wirelessfl.network.population import LazyCell
 from wirelessfl.registry import Registry, UnknownNameError
 from wirelessfl.scenario import Scenario, format_validation_error
 from wirelessfl.selection import n_selected
@@ -123,7 +124,7 @@ def client_ranks(sc: Scenario) -> list[int]:
     return [lora.rank] * sc.clients.count
 
 
-def build_cell(sc: Scenario) -> Cell:
+def build_cell(sc: Scenario) -> Cell | LazyCell:
     """Place the clients, draw their shadowing and reset their fading channel."""
     fading = resolve(CHANNELS, "channel.fading.model", sc.channel.fading.model,
                      sc.channel.fading.params, "channel.fading",
@@ -132,12 +133,26 @@ def build_cell(sc: Scenario) -> Cell:
                        sc.channel.pathloss.params, "channel.pathloss")
     pl = sc.clients.placement
     k = sc.clients.count
-    pos = place_clients(k, pl.model, seeding.rng(sc.seed, "placement"), pl.radius_m,
-                        pl.min_distance_m, pl.distances_m)
-    pathloss.draw(np.linalg.norm(pos, axis=1), seeding.rng(sc.seed, "shadowing"))
     if sc.channel.csi.planning == "expected_finish" and not has_paths(fading):
         raise PluginError("channel.csi.planning", f"{sc.channel.fading.model!r} has sub-bands "
                           "but no sample_paths of them; plan it with mean_rate (or subbands: 1)")
+    r = sc.radio
+    csi = sc.channel.csi
+    if sc.lazy_population:
+        if not fading.per_link:
+            raise PluginError("channel.fading.model", f"{sc.channel.fading.model!r} cannot "
+                              "draw one client's channel alone; a lazy population "
+                              "(clients.population) needs a model that can (not a trace)")
+        budget = {"tx_power_dbm": r.tx_power_dbm, "bs_tx_power_dbm": r.bs_tx_power_dbm,
+                  "noise_psd_dbm_hz": r.noise_psd_dbm_hz, "noise_figure_db": r.noise_figure_db,
+                  "uplink_bandwidth_hz": r.uplink_bandwidth_hz,
+                  "downlink_bandwidth_hz": r.downlink_bandwidth_hz,
+                  "csi_error_std_db": csi.error_std_db, "csi_delay_s": csi.delay_s}
+        return LazyCell(sc.seed, k, pl, sc.clients.mobility, pathloss, fading, budget,
+                        csi.kind)
+    pos = place_clients(k, pl.model, seeding.rng(sc.seed, "placement"), pl.radius_m,
+                        pl.min_distance_m, pl.distances_m)
+    pathloss.draw(np.linalg.norm(pos, axis=1), seeding.rng(sc.seed, "shadowing"))
     try:
         fading.reset(k, seeding.rng(sc.seed, "channel"))
     except ValueError as err:  # e.g. a trace with fewer links than clients
@@ -149,8 +164,6 @@ def build_cell(sc: Scenario) -> Cell:
         r_min = min(pl.min_distance_m, 0.5 * radius)
         mobility = RandomWaypoint(pos, mob.speed_mps, mob.pause_s, radius, r_min,
                                   seeding.rng(sc.seed, "mobility"))
-    r = sc.radio
-    csi = sc.channel.csi
     return Cell(pos, pathloss, fading, r.tx_power_dbm, r.bs_tx_power_dbm, r.noise_psd_dbm_hz,
                 r.noise_figure_db, r.uplink_bandwidth_hz, r.downlink_bandwidth_hz, mobility,
                 csi.error_std_db, csi.delay_s, csi.kind,
@@ -191,12 +204,13 @@ def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
         raise PluginError("method.compressor", f"{m.compressor!r} sparsifies but reports no "
                           "error_profile: a sparsifying compressor must say what each number "
                           "of kept ranks costs (Compressor.error_profile)")
-    return (
-        resolve(AGGREGATORS, "method.aggregator", m.aggregator, m.aggregator_options,
-                "method.aggregator_options"),
-        compressor,
-        controller,
-    )
+    aggregator = resolve(AGGREGATORS, "method.aggregator", m.aggregator, m.aggregator_options,
+                         "method.aggregator_options")
+    if aggregator.personalized and sc.lazy_population:
+        raise PluginError("method.aggregator", f"{m.aggregator!r} keeps and evaluates a "
+                          "personal adapter for every client, which a lazy population "
+                          "(clients.population) does not hold; use a global aggregator")
+    return aggregator, compressor, controller
 
 
 def build_selector(sc: Scenario) -> Any:
@@ -205,6 +219,10 @@ def build_selector(sc: Scenario) -> Any:
 
     selector = resolve(SELECTORS, "clients.selection", sc.clients.selection,
                        sc.clients.selection_options, "clients.selection_options")
+    if selector.reads_csi and sc.lazy_population:
+        raise PluginError("clients.selection", f"{sc.clients.selection!r} reads every "
+                          "client's CSI each round, which a lazy population "
+                          "(clients.population) does not draw; use random or round_robin")
     if not selector.uses_fraction and sc.clients.fraction < 1:
         raise ScenarioError("clients.selection", f"{sc.clients.selection!r} selects every "
                             f"client; clients.fraction must be 1 (it is {sc.clients.fraction})")

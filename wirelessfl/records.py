@@ -74,7 +74,8 @@ class PlayedRound:
     ``metrics`` merges the aggregator's, the compressors' (mean over clients) and the
     controller's per-round values; ``events`` the controller's records and the loop's
     own (stamped with the round), before drops and the timeline; ``timings`` the
-    controller's host times (s).
+    controller's host times (s); ``distance_m`` and ``gain_db`` the selected clients'
+    distances (m) and large-scale gains (dB) at the round start.
     """
 
     state: dict[str, Any]
@@ -91,6 +92,8 @@ class PlayedRound:
     metrics: dict[str, float]
     events: list[dict[str, Any]]
     timings: dict[str, float]
+    distance_m: np.ndarray
+    gain_db: np.ndarray
 
 
 def finite_mean(values: list[float]) -> float:
@@ -134,15 +137,11 @@ def metrics_row(r: PlayedRound, loop: LoopState, latency_s: float, queue_before:
     }
 
 
-def client_rows(t: int, r: PlayedRound, distance_m: np.ndarray,
-                gain_db: np.ndarray) -> list[dict[str, Any]]:
-    """The ``clients.csv`` rows of round ``t``, one per selected client.
-
-    ``distance_m`` and ``gain_db`` are every client's (K,) at the round start.
-    """
+def client_rows(t: int, r: PlayedRound) -> list[dict[str, Any]]:
+    """The ``clients.csv`` rows of round ``t``, one per selected client."""
     ctx, alloc, out, energy = r.ctx, r.alloc, r.outcome, r.energy
     rows = []
-    for i, k in enumerate(r.schedule.links):
+    for i, k in enumerate(ctx.client_ids):
         b = float(alloc.bandwidth_hz[i])
         packet = r.packets[i]
         rows.append({
@@ -150,8 +149,8 @@ def client_rows(t: int, r: PlayedRound, distance_m: np.ndarray,
             "client": int(k),
             "num_samples": r.updates[i].num_samples,
             "train_loss": r.updates[i].train_loss,
-            "distance_m": float(distance_m[k]),
-            "gain_db": float(gain_db[k]),
+            "distance_m": float(r.distance_m[i]),
+            "gain_db": float(r.gain_db[i]),
             "snr_db": float(10 * np.log10(ctx.c_hz[i] / b)) if b > 0 else float("nan"),
             "bandwidth_hz": b,
             **({} if alloc.resource_blocks is None
@@ -182,7 +181,7 @@ def round_events(t: int, r: PlayedRound) -> list[dict[str, Any]]:
     events = list(r.events)
     for i, reason in enumerate(r.outcome.drop_reason):
         if reason:
-            events.append({"round": t, "event": "drop", "client": int(r.schedule.links[i]),
+            events.append({"round": t, "event": "drop", "client": int(r.ctx.client_ids[i]),
                            "reason": reason})
     events.append({"round": t, "event": "timeline", "phases": r.outcome.events})
     if r.timings:

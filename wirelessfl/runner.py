@@ -39,9 +39,9 @@ from wirelessfl.control.paths import uplink_paths
 from wirelessfl.control.planning import UplinkModel
 from wirelessfl.learning.adapter import State
 from wirelessfl.learning.client import round_job
+from wirelessfl.network.population import open_round
 from wirelessfl.observers import Observer, RoundRecord
 from wirelessfl.records import LoopState, PlayedRound
-from wirelessfl.selection import SelectionView, select
 from wirelessfl.sim import RoundSchedule, simulate_round
 from wirelessfl.sim.energy import round_energy_j
 
@@ -141,8 +141,7 @@ class RoundLoop:
                         loop.state, self.aggregator.personal_state))
             record = RoundRecord(t, records.metrics_row(r, loop, latency, q_before, evaluated,
                                                         self.bench.metrics, personal),
-                                 records.client_rows(t, r, self.cell.distance_m,
-                                                     self.cell.gain_db),
+                                 records.client_rows(t, r),
                                  records.round_events(t, r))
             for o in observers:
                 o.on_round(record)
@@ -159,31 +158,28 @@ class RoundLoop:
         s, cell = self.settings, self.cell
         cell.move_to(t_now)
         # nothing earlier than this round's CSI is asked again
-        cell.channel.forget_before(t_now - cell.csi_delay_s)
-        csi_all = cell.estimated_csi(t_now)  # once a round: the CSI stream is shared
-        fading_all = csi_all.mean(axis=1)  # the band's mean gain, (K,)
-        view = SelectionView(t, len(cell.distance_m), s.n_selected,
-                             np.asarray(cell.gain_db, dtype=float), fading_all)
-        sel = select(self.selector, view, sampling)
+        cell.forget_before(t_now - cell.csi_delay_s)
+        rl = open_round(cell, t, t_now, s.n_selected, self.selector, sampling)
+        sel, rc, links = rl.clients, rl.cell, rl.links
         dl_bits = self.sizes.broadcast_bits(self.aggregator, state)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            dl_s = float(cell.broadcast_time_s(dl_bits, sel, t_now))
+            dl_s = float(rc.broadcast_time_s(dl_bits, links, t_now))
         # a broadcast longer than the outage rule allows is an outage (the timeline drops
         # everyone); the controller plans with the time the server gives up at
         dl_plan = dl_s if dl_s <= s.max_upload_s else s.max_upload_s
         updates = self.train(t, state, sel)
-        compute_s, fading = self.sizes.compute_s[sel], fading_all[sel]
+        compute_s, fading = self.sizes.compute_s[sel], rl.csi.mean(axis=1)
         faulty = np.array([not u.finite for u in updates], dtype=bool)
-        c_large = cell.uplink_c_hz(sel)
-        uplink = UplinkModel(c_large, cell.uplink_law(sel, t_now, csi_all[sel]))
+        c_large = rc.uplink_c_hz(links)
+        uplink = UplinkModel(c_large, rc.uplink_law(links, t_now, rl.csi))
         band_hz = s.bandwidth_hz if s.resource_block_hz is None else (  # the usable band
             block_count(s.bandwidth_hz, s.resource_block_hz) * s.resource_block_hz)
         if s.expected_finish:  # the planner's sample paths of the gains
-            uplink.paths = uplink_paths(cell, uplink, sel, t_now, csi_all[sel],
+            uplink.paths = uplink_paths(rc, uplink, links, t_now, rl.csi,
                                         dl_plan + compute_s, self.sizes.full_bits[sel],
                                         band_hz, s.max_upload_s,
                                         seeding.rng(s.seed, "planning", t))
-        ctx = RoundContext(t, sel, cell.uplink_c_hz(sel, fading), dl_plan, compute_s,
+        ctx = RoundContext(t, sel, rc.uplink_c_hz(links, fading), dl_plan, compute_s,
                            self.sizes.full_bits[sel], self.sizes.ranks[sel], band_hz,
                            s.latency_budget_s, queue_s,
                            weights=np.array([u.num_samples for u in updates], dtype=float),
@@ -206,9 +202,9 @@ class RoundLoop:
             for i, u in enumerate(updates)
         ]
         bits = np.array([p.payload_bits if p is not None else 0 for p in packets], dtype=float)
-        schedule = RoundSchedule(t_now, sel, dl_s, compute_s, bits, alloc.bandwidth_hz, c_large,
-                                 s.deadline_s, s.max_upload_s, scheduled=sends)
-        out = simulate_round(schedule, cell.channel)
+        schedule = RoundSchedule(t_now, links, dl_s, compute_s, bits, alloc.bandwidth_hz, c_large,
+                                 s.deadline_s, s.max_upload_s, scheduled=sends, clients=sel)
+        out = simulate_round(schedule, rc.channel)
         for i in np.flatnonzero(faulty):
             out.drop_reason[i] = "non_finite_update"
         received = [p.update for p, ok in zip(packets, out.received, strict=True) if ok]
@@ -227,11 +223,11 @@ class RoundLoop:
         for key in sent[0].metrics if sent else {}:
             metrics[key] = float(np.mean([p.metrics[key] for p in sent]))
         metrics.update(alloc.metrics)
-        energy = round_energy_j(schedule, out, cell.tx_power_w, self.sizes.joules_per_flop[sel],
+        energy = round_energy_j(schedule, out, rc.tx_power_w, self.sizes.joules_per_flop[sel],
                                 self.sizes.round_flops)
         return PlayedRound(state, ctx, alloc, updates, packets, schedule, out, dl_bits, dl_s,
                            int(bits[out.received].sum()), energy, metrics, events,
-                           alloc.timings)
+                           alloc.timings, rl.distance_m, rl.gain_db)
 
     def train(self, t: int, state: State, sel: np.ndarray) -> list[Any]:
         """The selected clients' local rounds: start states from the aggregator (here),

@@ -36,6 +36,10 @@ def _admits_bool(annotation: Any) -> bool:
     return any(_admits_bool(a) for a in get_args(annotation))
 
 
+#: the most clients ``clients.population: eager`` (and ``auto``) hold eagerly
+EAGER_MAX_CLIENTS = 100_000
+
+
 class Section(BaseModel):
     """A scenario section: unknown keys are errors, floats are finite, and a boolean is
     never taken for a number (``rounds: true`` is an error, not one round)."""
@@ -111,7 +115,11 @@ class Mobility(Section):
 
 
 class Clients(Section):
-    count: int = Field(10, ge=1, le=100_000, description="number of clients K")
+    count: int = Field(10, ge=1, le=10_000_000, description="number of clients K")
+    population: Literal["auto", "eager", "lazy"] = Field(
+        "auto", description="eager: every client's placement, shadowing and channel drawn "
+        "at set-up (up to 100,000 clients); lazy: drawn from per-client streams only for "
+        "the clients a round touches; auto: lazy above 100,000 clients")
     fraction: float = Field(1.0, gt=0, le=1, description="share of clients selected per round")
     selection: str = Field(
         "random", description="client selector: random | all | round_robin | channel_aware | "
@@ -247,7 +255,7 @@ class Partition(Section):
 
 
 class Synthetic(Section):
-    num_samples: int = Field(2000, ge=10, le=1_000_000, description="examples generated")
+    num_samples: int = Field(2000, ge=10, le=100_000_000, description="examples generated")
     num_classes: int = Field(4, ge=2, le=1_000, description="classes")
     vocab_size: int = Field(500, ge=16, le=1_000_000,
         description="token ids drawn from [1, vocab_size)")
@@ -434,6 +442,11 @@ class Scenario(Section):
             raise ScenarioError("output.dir", f"{self.output.dir!r} climbs out with '..'; "
                                 "give the folder without '..' (or pass --out on the command "
                                 "line)")
+        cl = self.clients
+        if cl.population == "eager" and cl.count > EAGER_MAX_CLIENTS:
+            raise ScenarioError("clients.population", f"eager holds every client's state "
+                                f"from the start, up to {EAGER_MAX_CLIENTS:,} clients; "
+                                f"{cl.count:,} need lazy (or auto)")
         d = self.clients.placement.distances_m
         if d is not None and len(d) != self.clients.count:
             raise ScenarioError(
@@ -453,6 +466,12 @@ class Scenario(Section):
         if any(r < 1 for r in ranks):
             raise ScenarioError("model.lora.client_ranks" if lora.client_ranks
                                 else "model.lora.rank_by_device", "ranks must be >= 1")
+
+    @property
+    def lazy_population(self) -> bool:
+        """Whether client state is drawn lazily, per client (``clients.population``)."""
+        p = self.clients.population
+        return p == "lazy" or (p == "auto" and self.clients.count > EAGER_MAX_CLIENTS)
 
     @property
     def output_dir(self) -> Path:

@@ -64,6 +64,9 @@ class Selector(ABC):
     Params: ClassVar[type[BaseModel]] = NoParams
     #: False for selectors that ignore ``clients.fraction`` (every client, every round).
     uses_fraction: ClassVar[bool] = True
+    #: True for selectors that read every client's CSI (``view.estimated_fading``),
+    #: which a lazily drawn population does not have
+    reads_csi: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -143,6 +146,7 @@ class ChannelAware(Selector):
     """The n best estimated channels; a share of the slots explores at random."""
 
     Params = ChannelAwareParams
+    reads_csi = True
 
     def select(self, view: SelectionView, rng: np.random.Generator) -> np.ndarray:
         snr_db = view.gain_db + 10 * np.log10(np.maximum(view.estimated_fading, 1e-300))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from wirelessfl.control.planning import stationary
+from wirelessfl.learning.partition import shard_sizes
 from wirelessfl.sim.expected import expected_round_latency_s
 
 
@@ -54,15 +55,22 @@ class RoundSizes:
                 bits_per_value: int, profiles: Sequence[Any], step_flops: float,
                 local_steps: int) -> RoundSizes:
         """The sizes of a run: the compressor's payloads for the model's tensor
-        ``shapes``, the device ``profiles``' times for ``step_flops * local_steps``."""
+        ``shapes``, the device ``profiles``' times for ``step_flops * local_steps``
+        (each computed once per distinct rank and profile)."""
         ranks = np.asarray(ranks, dtype=int)
         big_r = int(ranks.max())
-        table = np.array([[compressor.payload_bits(shapes, int(r), bits_per_value,
-                                                   min(m, int(r)))
-                           for m in range(big_r + 1)] for r in ranks], dtype=float)
+        distinct, of_rank = np.unique(ranks, return_inverse=True)
+        rows = np.array([[compressor.payload_bits(shapes, int(r), bits_per_value,
+                                                  min(m, int(r)))
+                          for m in range(big_r + 1)] for r in distinct], dtype=float)
         flops = float(step_flops * local_steps)
-        return cls(ranks, table, flops, np.array([p.compute_time_s(flops) for p in profiles]),
-                   np.array([p.joules_per_flop for p in profiles]), bits_per_value)
+        kinds: dict[int, int] = {}
+        of_profile = np.array([kinds.setdefault(id(p), len(kinds)) for p in profiles])
+        firsts = {i: p for p in profiles for i in [kinds[id(p)]]}
+        times = np.array([firsts[i].compute_time_s(flops) for i in range(len(kinds))])
+        joules = np.array([firsts[i].joules_per_flop for i in range(len(kinds))])
+        return cls(ranks, rows[of_rank], flops, times[of_profile], joules[of_profile],
+                   bits_per_value)
 
     @property
     def full_bits(self) -> np.ndarray:
@@ -74,8 +82,9 @@ class RoundSizes:
         return aggregator.downlink_numels(state) * self.bits_per_value
 
     def initial_broadcast_s(self, cell: Any, aggregator: Any, state: dict[str, Any]) -> float:
-        """Broadcast time of the initial adapter to every client at time 0, seconds."""
-        links = np.arange(len(self.ranks))
+        """Broadcast time of the initial adapter to every client of ``cell`` at time 0
+        (the population, or its sample: :meth:`Cell.sample`), seconds."""
+        links = np.arange(cell.count)
         return cell.broadcast_time_s(self.broadcast_bits(aggregator, state), links, 0.0)
 
 
@@ -86,18 +95,22 @@ def smallest_latency_s(c: Any) -> float:
     least (one rank when the compressor sparsifies, else everything), the planner's
     law is the channel's stationary one, and the bandwidth is min-max over all
     clients (full participation) or, with partial participation, the whole band for
-    each client alone, of which the ``n_selected``-th smallest counts. Seconds.
+    each client alone, of which the ``n_selected``-th smallest counts. A lazy
+    population is represented by its sample (:meth:`LazyCell.sample`), whose slowest
+    client counts. Seconds.
     """
-    s, k = c.sizes, len(c.sizes.ranks)
-    dl = s.initial_broadcast_s(c.cell, c.aggregator, c.bench.initial_state)
-    bits = s.bits_table[:, 1] if c.compressor.sparsifies else s.full_bits
-    model = stationary(c.cell, np.arange(k))
-    a = dl + s.compute_s
+    s = c.sizes
+    cell, ids = c.cell.sample(c.n_selected, c.scenario.seed)
+    k = len(ids)
+    dl = s.initial_broadcast_s(cell, c.aggregator, c.bench.initial_state)
+    bits = (s.bits_table[:, 1] if c.compressor.sparsifies else s.full_bits)[ids]
+    model = stationary(cell, np.arange(k))
+    a = dl + s.compute_s[ids]
     band = c.scenario.radio.uplink_bandwidth_hz
     if c.n_selected == k:
         return model.minmax(a, bits, band)[0]
     alone = model.finish_s(np.full(k, band), bits, a)
-    return float(np.sort(alone)[c.n_selected - 1])
+    return float(np.sort(alone)[min(c.n_selected, k) - 1])
 
 
 def budget_warning(c: Any) -> str | None:
@@ -117,10 +130,12 @@ def validate_summary(c: Any) -> dict[str, Any]:
     """What ``wirelessfl validate`` prints: sizes and the expected round latency."""
     sc, s, bench = c.scenario, c.sizes, c.bench
     full = s.full_bits
+    cell, ids = c.cell.sample(c.n_selected, sc.seed)
     return {
         "clients": sc.clients.count,
+        "population": "lazy" if sc.lazy_population else "eager",
         "clients_per_round": c.n_selected,
-        "train_examples": int(sum(len(x) for x in bench.shards.train)),
+        "train_examples": int(shard_sizes(bench.shards.train).sum()),
         "test_examples": int(len(bench.shards.test)),
         "trainable_values": int(sum(bench.numels.values())),
         "lora_ranks": sorted(set(s.ranks.tolist())),
@@ -129,8 +144,8 @@ def validate_summary(c: Any) -> dict[str, Any]:
         "training_flops_per_client_round": s.round_flops,
         "compute_s_per_round": float(s.compute_s.max()),
         "expected_round_latency_s": expected_round_latency_s(
-            c.cell, s.compute_s, full, s.initial_broadcast_s(c.cell, c.aggregator,
-                                                             bench.initial_state),
+            cell, s.compute_s[ids], full[ids], s.initial_broadcast_s(cell, c.aggregator,
+                                                                     bench.initial_state),
             sc.sim.expected_latency_rounds, seed=sc.seed),
-        "median_client_distance_m": float(np.median(c.cell.distance_m)),
+        "median_client_distance_m": float(np.median(cell.distance_m)),
     }

@@ -135,16 +135,18 @@ def expected_latency(pilot: Any, bits: np.ndarray, downlink_s: float,
                      n_rounds: int = 20) -> float:
     """Expected round latency of payloads ``bits`` under the channel statistics, seconds.
 
-    ``pilot`` is the pilot's :class:`wirelessfl.build.Components`. The bandwidth is
+    ``pilot`` is the pilot's :class:`wirelessfl.build.Components`; its clients, or a
+    lazy population's sample (:meth:`LazyCell.sample`), send ``bits``. The bandwidth is
     the min-max allocation planned on the channel's stationary law (ergodic rates:
     the statistics, not a realisation); the rounds are played by the discrete-event
     timeline on a fresh realisation of the fading model, so an upload averages over
     the coherence blocks it spans, as in the run.
     """
-    compute_s = pilot.sizes.compute_s
-    _, b = stationary(pilot.cell, np.arange(len(bits))).minmax(
+    cell, ids = pilot.cell.sample(pilot.n_selected, pilot.scenario.seed)
+    compute_s = pilot.sizes.compute_s[ids]
+    _, b = stationary(cell, np.arange(len(bits))).minmax(
         compute_s + downlink_s, bits, pilot.scenario.radio.uplink_bandwidth_hz)
-    return expected_round_latency_s(pilot.cell, compute_s, bits, downlink_s, n_rounds,
+    return expected_round_latency_s(cell, compute_s, bits, downlink_s, n_rounds,
                                     seed=pilot.scenario.seed + 1, bandwidth_hz=b)
 
 
@@ -167,8 +169,9 @@ def run_pilot(pilot: Any, ranks: list[int], lambdas: list[float], n_clients: int
 
     sc, bench = pilot.scenario, pilot.bench
     k_pilot = list(range(min(n_clients, sc.clients.count)))
-    n = sc.clients.count
-    dl = pilot.sizes.initial_broadcast_s(pilot.cell, pilot.aggregator, bench.initial_state)
+    cell, ids = pilot.cell.sample(pilot.n_selected, sc.seed)
+    n = len(ids)
+    dl = pilot.sizes.initial_broadcast_s(cell, pilot.aggregator, bench.initial_state)
     q = sc.radio.bits_per_value
     latency = {}
     for r in ranks:

@@ -3,6 +3,7 @@ Dirichlet over labels) and per-client test sets."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,43 @@ import numpy as np
 
 from wirelessfl import seeding
 from wirelessfl.errors import ScenarioError
+
+
+class RangeShards(Sequence):
+    """Clients' training shards held as index ranges: shard k is the sorted union over
+    parts p of ``order_p[cuts_p[k] : cuts_p[k + 1]]``.
+
+    One permutation (IID) or one per class (Dirichlet) and K + 1 cut points each: 8
+    bytes a client and part, instead of an array object per client. A shard is built
+    when asked for, equal to the list the same draws would give.
+    """
+
+    def __init__(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return len(self.parts[0][1]) - 1
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        k = int(k)
+        if not -len(self) <= k < len(self):
+            raise IndexError(k)
+        k %= len(self)
+        pieces = [order[cuts[k] : cuts[k + 1]] for order, cuts in self.parts]
+        return np.sort(np.concatenate(pieces) if len(pieces) > 1 else pieces[0])
+
+    def sizes(self) -> np.ndarray:
+        """Examples of every client, shape (K,)."""
+        return sum(np.diff(cuts) for _, cuts in self.parts)
+
+
+def shard_sizes(shards: Sequence[np.ndarray]) -> np.ndarray:
+    """Examples of every client, shape (K,)."""
+    if isinstance(shards, RangeShards):
+        return shards.sizes()
+    return np.array([len(s) for s in shards], dtype=np.int64)
 
 
 @dataclass
@@ -20,12 +58,22 @@ class ClientShards:
     distribution (for personalised methods' accuracy).
     """
 
-    train: list[np.ndarray]
+    train: Sequence[np.ndarray]
     test: np.ndarray
-    client_test: list[np.ndarray]
+    client_test: Sequence[np.ndarray]
 
 
-def client_test_sets(test: np.ndarray, labels: np.ndarray, shards: list[np.ndarray],
+def _one_client_test(test: np.ndarray, labels: np.ndarray, classes: np.ndarray,
+                     pools: dict, shard: np.ndarray, size: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    freq = np.array([np.sum(labels[shard] == c) for c in classes], dtype=float)
+    counts = rng.multinomial(min(size, len(test)), freq / freq.sum())
+    picks = [rng.choice(pools[c], size=min(n, len(pools[c])), replace=False)
+             for c, n in zip(classes, counts, strict=True) if n > 0]
+    return np.sort(np.concatenate(picks)) if picks else test[:1]
+
+
+def client_test_sets(test: np.ndarray, labels: np.ndarray, shards: Sequence[np.ndarray],
                      size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Per-client test sets that follow each client's training label distribution.
 
@@ -35,14 +83,30 @@ def client_test_sets(test: np.ndarray, labels: np.ndarray, shards: list[np.ndarr
     """
     classes = np.unique(labels)
     pools = {c: test[labels[test] == c] for c in classes}
-    out = []
-    for shard in shards:
-        freq = np.array([np.sum(labels[shard] == c) for c in classes], dtype=float)
-        counts = rng.multinomial(min(size, len(test)), freq / freq.sum())
-        picks = [rng.choice(pools[c], size=min(n, len(pools[c])), replace=False)
-                 for c, n in zip(classes, counts, strict=True) if n > 0]
-        out.append(np.sort(np.concatenate(picks)) if picks else test[:1])
-    return out
+    return [_one_client_test(test, labels, classes, pools, shard, size, rng)
+            for shard in shards]
+
+
+class LazyClientTests(Sequence):
+    """:func:`client_test_sets` of a lazily held population: client k's set is drawn
+    when asked for, from its own stream ``(seed, "data", 2, k)``."""
+
+    def __init__(self, test: np.ndarray, labels: np.ndarray, shards: Sequence[np.ndarray],
+                 size: int, seed: int) -> None:
+        self.test, self.labels, self.shards, self.size, self.seed = (test, labels, shards,
+                                                                     size, seed)
+        self.classes = np.unique(labels)
+        self.pools = {c: test[labels[test] == c] for c in self.classes}
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        k = int(k) % len(self)
+        return _one_client_test(self.test, self.labels, self.classes, self.pools,
+                                self.shards[k], self.size, seeding.rng(self.seed, "data", 2, k))
 
 
 def split_shards(sc: Any, data: Any) -> ClientShards:
@@ -68,8 +132,12 @@ def split_shards(sc: Any, data: Any) -> ClientShards:
     else:
         shards = dirichlet_partition(train, labels, sc.clients.count, part.alpha, prng,
                                      part.min_samples)
-    personal = client_test_sets(test, labels, shards, sc.eval.personal_examples,
-                                seeding.rng(sc.seed, "data", 2))
+    if sc.lazy_population:
+        personal: Sequence[np.ndarray] = LazyClientTests(test, labels, shards,
+                                                         sc.eval.personal_examples, sc.seed)
+    else:
+        personal = client_test_sets(test, labels, shards, sc.eval.personal_examples,
+                                    seeding.rng(sc.seed, "data", 2))
     cap = sc.eval.max_examples
     if cap is not None and cap < len(test):  # a fixed subset bounds every evaluation
         test = np.sort(seeding.rng(sc.seed, "data", 3).choice(test, size=cap, replace=False))
@@ -90,10 +158,14 @@ def stratified_split(labels: np.ndarray, test_fraction: float,
 
 
 def iid_partition(indices: np.ndarray, n_clients: int,
-                  rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle and deal ``indices`` into ``n_clients`` near-equal shards."""
+                  rng: np.random.Generator) -> RangeShards:
+    """Shuffle and deal ``indices`` into ``n_clients`` near-equal shards (the first
+    ``N mod K`` one example larger), held as ranges of the shuffle."""
     perm = rng.permutation(indices)
-    return [np.sort(s) for s in np.array_split(perm, n_clients)]
+    n, k = len(perm), n_clients
+    sizes = np.full(k, n // k, dtype=np.int64)
+    sizes[: n % k] += 1
+    return RangeShards([(perm, np.concatenate([[0], np.cumsum(sizes)]))])
 
 
 def natural_partition(indices: np.ndarray, groups: np.ndarray, n_clients: int,
@@ -132,7 +204,7 @@ def natural_partition(indices: np.ndarray, groups: np.ndarray, n_clients: int,
 
 def dirichlet_partition(indices: np.ndarray, labels: np.ndarray, n_clients: int, alpha: float,
                         rng: np.random.Generator, min_samples: int = 1,
-                        max_tries: int = 1000) -> list[np.ndarray]:
+                        max_tries: int = 1000) -> RangeShards:
     """Label-skewed shards: for each class, client shares ~ Dirichlet(alpha * 1).
 
     Redraws (up to ``max_tries`` times) until every client holds at least
@@ -154,15 +226,14 @@ def dirichlet_partition(indices: np.ndarray, labels: np.ndarray, n_clients: int,
     y = labels[indices]
     classes = np.unique(y)
     for _ in range(max_tries):
-        shards: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
+        parts = []
         for c in classes:
             idx = rng.permutation(indices[y == c])
             p = rng.dirichlet(np.full(n_clients, alpha))
             cuts = (np.cumsum(p)[:-1] * len(idx)).astype(int)
-            for k, part in enumerate(np.split(idx, cuts)):
-                shards[k].append(part)
-        out = [np.sort(np.concatenate(s)) for s in shards]
-        if min(len(s) for s in out) >= min_samples:
+            parts.append((idx, np.concatenate([[0], cuts, [len(idx)]])))
+        out = RangeShards(parts)
+        if out.sizes().min() >= min_samples:
             return out
     raise ScenarioError(
         "data.partition.alpha",

@@ -52,8 +52,25 @@ class Cell:
     csi_rng: np.random.Generator | None = None
     gain_db: np.ndarray = field(init=False)
 
+    lazy = False
+
     def __post_init__(self) -> None:
         self.gain_db = self.pathloss.gain_db(self.distance_m)
+
+    @property
+    def count(self) -> int:
+        """K, the number of clients."""
+        return len(self.positions_m)
+
+    def forget_before(self, t_s: float) -> None:
+        """Nothing before ``t_s`` is asked again of the channel."""
+        self.channel.forget_before(t_s)
+
+    def sample(self, n: int, seed: int) -> tuple[Cell, np.ndarray]:
+        """The cell and clients that population-wide estimates (``validate``'s expected
+        latency, the budget's lower bound, TSFA's offline stage) are computed over:
+        every client, in this cell (``n`` and ``seed`` serve a lazy population)."""
+        return self, np.arange(self.count)
 
     @property
     def distance_m(self) -> np.ndarray:

@@ -44,7 +44,8 @@ def expected_round_latency_s(cell, compute_s, bits, downlink_s: float,
         the mean of ``S / R`` over a single Rayleigh fade is unbounded, the time to
         push S bits through an evolving channel is not.
     """
-    ch = type(cell.channel)(cell.channel.params)
+    model = getattr(cell.channel, "proto", cell.channel)  # a set of links: their model
+    ch = type(model)(model.params)
     k = len(cell.distance_m)
     ch.reset(k, np.random.default_rng(seed))
     links = np.arange(k)

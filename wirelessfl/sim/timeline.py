@@ -57,6 +57,10 @@ class RoundSchedule:
     scheduled : ndarray of bool, shape (n,), or None
         Clients that upload; the others (left out by the controller) compute but send
         nothing and do not hold the round up. None: all.
+    clients : ndarray of int, shape (n,), or None
+        The client ids the timeline's events name, when the links are not the client
+        ids (a lazily drawn population plays on a cell of the selected clients only).
+        None: the links.
     """
 
     start_s: float
@@ -69,6 +73,11 @@ class RoundSchedule:
     deadline_s: float | None = None
     max_upload_s: float = 600.0
     scheduled: np.ndarray | None = None
+    clients: np.ndarray | None = None
+
+    @property
+    def client_ids(self) -> np.ndarray:
+        return self.links if self.clients is None else self.clients
 
 
 @dataclass
@@ -184,7 +193,7 @@ def simulate_round(schedule: RoundSchedule, channel: Channel) -> RoundOutcome:
         return RoundOutcome(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool),
                             ["downlink_outage"] * n, float(end),
                             [{"client": int(k), "phase": "outage", "start_s": schedule.start_s,
-                              "end_s": float(end)} for k in schedule.links])
+                              "end_s": float(end)} for k in schedule.client_ids])
     env = simpy.Environment(initial_time=schedule.start_s)
     gains = _BlockGains(channel, schedule.start_s)
     upload_start = np.full(n, np.nan)
@@ -195,11 +204,11 @@ def simulate_round(schedule: RoundSchedule, channel: Channel) -> RoundOutcome:
 
     def client(i: int):
         yield env.timeout(schedule.downlink_s)
-        events.append({"client": int(schedule.links[i]), "phase": "downlink",
+        events.append({"client": int(schedule.client_ids[i]), "phase": "downlink",
                        "start_s": schedule.start_s, "end_s": t_dl_end})
         yield env.timeout(float(schedule.compute_s[i]))
         t0 = env.now
-        events.append({"client": int(schedule.links[i]), "phase": "compute",
+        events.append({"client": int(schedule.client_ids[i]), "phase": "compute",
                        "start_s": t_dl_end, "end_s": t0})
         if schedule.scheduled is not None and not schedule.scheduled[i]:
             reason[i] = "unscheduled"
@@ -211,12 +220,12 @@ def simulate_round(schedule: RoundSchedule, channel: Channel) -> RoundOutcome:
         yield env.timeout(end - t0)
         if not finished:
             reason[i] = "outage"
-            events.append({"client": int(schedule.links[i]), "phase": "outage",
+            events.append({"client": int(schedule.client_ids[i]), "phase": "outage",
                            "start_s": t0, "end_s": env.now})
             return
         finish[i] = env.now
         reason[i] = ""
-        events.append({"client": int(schedule.links[i]), "phase": "uplink",
+        events.append({"client": int(schedule.client_ids[i]), "phase": "uplink",
                        "start_s": t0, "end_s": env.now})
 
     for i in range(n):
