@@ -30,6 +30,7 @@ bench: $(STAMP)  ## benchmarks -> results/bench/
 	$(PY) scripts/bench_training.py
 	$(PY) scripts/bench_same_numbers.py
 	$(PY) scripts/bench_scale.py
+	$(PY) scripts/bench_population.py
 	$(PY) scripts/bench_ray.py
 
 lint: $(STAMP)

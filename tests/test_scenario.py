@@ -37,7 +37,7 @@ def run_cli(capsys, *argv):
         ({"model": {"name": "gpt-9"}}, "model.name",
          "available: hf, minilm-l6, smollm2-135m, tiny-bert, tiny-llama"),
         ({"channel": {"fading": {"model": "raleigh"}}}, "channel.fading.model",
-         "available: awgn, jakes, nakagami, rayleigh, rician, tdl, trace"),
+         "available: awgn, cdl, jakes, nakagami, rayleigh, rician, tdl, trace"),
         ({"channel": {"fading": {"model": "rayleigh", "coherence_s": 1}}},
          "channel.fading.coherence_s", "rayleigh accepts: coherence_time_s"),
         ({"channel": {"fading": {"model": "rayleigh", "coherence_time_s": -1}}},
