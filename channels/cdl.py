@@ -47,12 +47,11 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 from scipy.special import j0
 
 from channels.base import register_channel
-from channels.jakes import DopplerParams
-from channels.wideband import CHUNK_ELEMENTS, Wideband
+from channels.wideband import CHUNK_ELEMENTS, Wideband, WidebandParams
 
 #: Table 7.5-3: ray offset angles of a cluster with unit rms angle spread
 RAY_OFFSETS = np.array([0.0447, -0.0447, 0.1413, -0.1413, 0.2492, -0.2492, 0.3715, -0.3715,
@@ -155,31 +154,14 @@ PROFILES: dict[str, CDLProfile] = {
 }
 
 
-class CDLParams(DopplerParams):
+class CDLParams(WidebandParams):
     profile: Literal["A", "B", "C", "D", "E"] = Field(
         "C", description="TR 38.901 CDL profile (A-C: NLOS, D-E: LOS)")
-    delay_spread_s: float = Field(300e-9, ge=0, le=1e-5,
-                                  description="rms delay spread DS that scales the delays, s")
-    carrier_frequency_hz: float = Field(3.5e9, ge=1e8, le=1e12,
-                                        description="f_c (with speed_mps)")
-    bandwidth_hz: float | None = Field(
-        None, gt=0, le=1e10, description="band the subcarriers span (default: the uplink's)")
-    subcarriers: int = Field(64, ge=1, le=4096,
-                             description="frequency samples F over the band")
-    subbands: int = Field(8, ge=1, le=64,
-                          description="sub-band gains Q (bins of the sorted subcarriers)")
     bs_rows: int = Field(1, ge=1, le=16, description="base-station array rows (vertical)")
     bs_columns: int = Field(4, ge=1, le=64,
                             description="base-station array columns (horizontal)")
     spacing_wavelengths: float = Field(0.5, gt=0, le=10,
                                        description="element spacing, wavelengths")
-
-    @model_validator(mode="after")
-    def _bands(self) -> CDLParams:
-        if self.subbands > self.subcarriers:
-            raise ValueError(f"subbands ({self.subbands}) must not exceed subcarriers "
-                             f"({self.subcarriers})")
-        return self
 
 
 def rays(profile: str) -> dict[str, np.ndarray]:
@@ -211,9 +193,7 @@ def rays(profile: str) -> dict[str, np.ndarray]:
 class CDL(Wideband):
     """TR 38.901 CDL fading with a base-station array (see the module docstring).
 
-    The band's bandwidth defaults to the scenario's ``radio.uplink_bandwidth_hz``. The
-    coherence time is Jakes's rule of thumb ``0.423 / f_d``; the simulator holds the
-    gain over ``Tc / 20``.
+    The band's bandwidth defaults to the scenario's ``radio.uplink_bandwidth_hz``.
     """
 
     Params = CDLParams
@@ -221,19 +201,12 @@ class CDL(Wideband):
     def __init__(self, params: CDLParams | None = None) -> None:
         super().__init__(params)
         p = self.params
-        self.f_d = p.doppler_hz
-        self.coherence_time_s = 0.423 / self.f_d
-        self.subbands = p.subbands
         self.rays = rays(p.profile)
         table = PROFILES[p.profile]
         self.delays_s = p.delay_spread_s * np.asarray(table.delays)
         self.powers = 10.0 ** (np.asarray(table.powers) / 10.0)
         self.powers /= self.powers.sum()
-        band = p.bandwidth_hz if p.bandwidth_hz is not None else 20e6
-        #: subcarrier offsets from the carrier, Hz, shape (F,)
-        self.frequencies_hz = band * ((np.arange(p.subcarriers) + 0.5) / p.subcarriers - 0.5)
-        self._steer_f = np.exp(-2j * np.pi * self.delays_s[:, None] * self.frequencies_hz)
-        self._gram = self._steer_f @ self._steer_f.conj().T / p.subcarriers  # (N, N)
+        self._set_band(self.delays_s)  # clusters onto subcarriers (N, F), Gram (N, N)
         #: first ray of each cluster (rays are contiguous per cluster)
         self._starts = np.flatnonzero(np.diff(self.rays["cluster"], prepend=-1))
         self._ends = np.append(self._starts[1:], self.rays["cluster"].size)
@@ -243,10 +216,6 @@ class CDL(Wideband):
     @property
     def antennas(self) -> int:
         return self.params.bs_rows * self.params.bs_columns
-
-    @property
-    def hold_interval_s(self) -> float:
-        return self.params.time_resolution_s or self.coherence_time_s / 20
 
     @property
     def response_size(self) -> int:
@@ -305,7 +274,7 @@ class CDL(Wideband):
         out = np.empty((self.n_links, t.size, len(self.frequencies_hz), self.antennas),
                        dtype=complex)
         for s, c in self._chunks(t):
-            out[:, s : s + c.shape[1]] = np.swapaxes(np.swapaxes(c, 2, 3) @ self._steer_f, 2, 3)
+            out[:, s : s + c.shape[1]] = np.swapaxes(np.swapaxes(c, 2, 3) @ self._steer, 2, 3)
         return out
 
     def gains(self, times_s: np.ndarray) -> np.ndarray:

@@ -32,12 +32,11 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 from scipy.special import j0
 
 from channels.base import register_channel
-from channels.jakes import DopplerParams
-from channels.wideband import Wideband
+from channels.wideband import Wideband, WidebandParams
 
 #: TR 38.901 Table 7.7.2-1..5: (normalised delays, powers in dB); for D and E the first
 #: two entries are the LOS tap's specular part and its Rayleigh part, at delay 0
@@ -111,28 +110,11 @@ def sinusoids_per_tap(powers: np.ndarray, total: int, los: bool) -> np.ndarray:
     return counts
 
 
-class TDLParams(DopplerParams):
+class TDLParams(WidebandParams):
     profile: Literal["A", "B", "C", "D", "E"] = Field(
         "C", description="TR 38.901 TDL profile (A-C: NLOS, D-E: LOS)")
-    delay_spread_s: float = Field(300e-9, ge=0, le=1e-5,
-                                  description="rms delay spread DS that scales the delays, s")
-    carrier_frequency_hz: float = Field(3.5e9, ge=1e8, le=1e12,
-                                        description="f_c (with speed_mps)")
-    bandwidth_hz: float | None = Field(
-        None, gt=0, le=1e10, description="band the subcarriers span (default: the uplink's)")
-    subcarriers: int = Field(64, ge=1, le=4096,
-                             description="frequency samples F over the band")
-    subbands: int = Field(8, ge=1, le=64,
-                          description="sub-band gains Q (bins of the sorted subcarriers)")
     num_sinusoids: int = Field(64, ge=32, le=4096,
                                description="sinusoids per link, shared by the taps")
-
-    @model_validator(mode="after")
-    def _bands(self) -> TDLParams:
-        if self.subbands > self.subcarriers:
-            raise ValueError(f"subbands ({self.subbands}) must not exceed subcarriers "
-                             f"({self.subcarriers})")
-        return self
 
 
 @register_channel("tdl")
@@ -140,8 +122,7 @@ class TDL(Wideband):
     """TR 38.901 TDL fading: wideband, Doppler per tap (see the module docstring).
 
     The band's bandwidth defaults to the scenario's ``radio.uplink_bandwidth_hz``
-    (20 MHz when the model is built alone). The coherence time is Jakes's rule of
-    thumb ``0.423 / f_d``; the simulator holds the gain over ``Tc / 20``.
+    (20 MHz when the model is built alone).
     """
 
     Params = TDLParams
@@ -149,17 +130,10 @@ class TDL(Wideband):
     def __init__(self, params: TDLParams | None = None) -> None:
         super().__init__(params)
         p = self.params
-        self.f_d = p.doppler_hz
-        self.coherence_time_s = 0.423 / self.f_d
-        self.subbands = p.subbands
         self.delays_s, self.powers, self.los = delay_profile(p.profile, p.delay_spread_s)
-        band = p.bandwidth_hz if p.bandwidth_hz is not None else 20e6
-        #: subcarrier offsets from the carrier, Hz, shape (F,)
-        self.frequencies_hz = band * ((np.arange(p.subcarriers) + 0.5) / p.subcarriers - 0.5)
-        # steering of each tap onto the subcarriers, exp(-j 2 pi f_k tau_l): (L, F); the
-        # taps' powers are in the sinusoids' amplitudes (mix)
-        self._steer = np.exp(-2j * np.pi * self.delays_s[:, None] * self.frequencies_hz)
-        self._gram = self._steer @ self._steer.conj().T / p.subcarriers  # (L, L)
+        # steering of each tap onto the subcarriers (L, F); the taps' powers are in the
+        # sinusoids' amplitudes (mix)
+        self._set_band(self.delays_s)
         # sinusoids: tap_of[i] is the tap sinusoid i belongs to; mix (M, L) holds each
         # sinusoid's amplitude sqrt(P_l / n_l) in its tap's column
         counts = sinusoids_per_tap(self.powers, p.num_sinusoids, self.los)
@@ -167,10 +141,6 @@ class TDL(Wideband):
         self._mix = np.zeros((len(self.tap_of), len(self.powers)))
         self._mix[np.arange(len(self.tap_of)), self.tap_of] = np.sqrt(
             self.powers / counts)[self.tap_of]
-
-    @property
-    def hold_interval_s(self) -> float:
-        return self.params.time_resolution_s or self.coherence_time_s / 20
 
     def reset(self, n_links: int, rng: np.random.Generator) -> None:
         self.n_links = int(n_links)

@@ -32,8 +32,10 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from channels.base import Channel
+from channels.jakes import DopplerParams
 
 #: elements of the complex working arrays per chunk (bounded memory)
 CHUNK_ELEMENTS = 2_000_000
@@ -46,14 +48,57 @@ def subband_bins(power: np.ndarray, q: int) -> np.ndarray:
     return np.add.reduceat(s, edges[:-1], axis=-1) / np.diff(edges)
 
 
+class WidebandParams(DopplerParams):
+    """The options every wideband model shares: delay spread, band and sub-bands."""
+
+    delay_spread_s: float = Field(300e-9, ge=0, le=1e-5,
+                                  description="rms delay spread DS that scales the delays, s")
+    carrier_frequency_hz: float = Field(3.5e9, ge=1e8, le=1e12,
+                                        description="f_c (with speed_mps)")
+    bandwidth_hz: float | None = Field(
+        None, gt=0, le=1e10, description="band the subcarriers span (default: the uplink's)")
+    subcarriers: int = Field(64, ge=1, le=4096,
+                             description="frequency samples F over the band")
+    subbands: int = Field(8, ge=1, le=64,
+                          description="sub-band gains Q (bins of the sorted subcarriers)")
+
+    @model_validator(mode="after")
+    def _bands(self) -> WidebandParams:
+        if self.subbands > self.subcarriers:
+            raise ValueError(f"subbands ({self.subbands}) must not exceed subcarriers "
+                             f"({self.subcarriers})")
+        return self
+
+
 class Wideband(Channel):
     """A channel with a frequency response per subcarrier (and receive antenna).
 
-    Subclasses set ``subbands``, implement :meth:`response` and
-    :meth:`time_correlation`, and may override :meth:`subband_gains`.
+    Subclasses' ``Params`` extend :class:`WidebandParams`; they call :meth:`_set_band`
+    with their path delays, implement :meth:`response` and :meth:`time_correlation`,
+    and may override :meth:`subband_gains`. The coherence time is Jakes's rule of thumb
+    ``0.423 / f_d``; the simulator holds the gain over ``Tc / 20`` (or
+    ``time_resolution_s``).
     """
 
     correlated = True
+
+    def _set_band(self, delays_s: np.ndarray) -> None:
+        """Doppler, coherence time, sub-bands and the band's subcarriers for paths at
+        ``delays_s``: the steering ``exp(-j 2 pi f_k tau_l)`` (L, F) and its Gram matrix
+        ``(1/F) S S^H`` (L, L), from which the band gain is a quadratic form."""
+        p = self.params
+        self.f_d = p.doppler_hz
+        self.coherence_time_s = 0.423 / self.f_d
+        self.subbands = p.subbands
+        band = p.bandwidth_hz if p.bandwidth_hz is not None else 20e6
+        #: subcarrier offsets from the carrier, Hz, shape (F,)
+        self.frequencies_hz = band * ((np.arange(p.subcarriers) + 0.5) / p.subcarriers - 0.5)
+        self._steer = np.exp(-2j * np.pi * np.asarray(delays_s)[:, None] * self.frequencies_hz)
+        self._gram = self._steer @ self._steer.conj().T / p.subcarriers
+
+    @property
+    def hold_interval_s(self) -> float:
+        return self.params.time_resolution_s or self.coherence_time_s / 20
 
     @abstractmethod
     def response(self, times_s: np.ndarray) -> np.ndarray:
