@@ -232,3 +232,30 @@ def test_a_lazy_run_killed_then_resumed_is_byte_identical(tmp_path):
                    check=True)
     for f in (*TABLES, "tsfa_offline.csv"):
         assert filecmp.cmp(ref / f, run / f, shallow=False), f"{f} differs"
+
+
+def test_the_allocation_heatmap_shows_the_selected_clients_only(tmp_path, monkeypatch):
+    """A large population's heatmap has a row per selected client (not one per
+    client of the population), at most MAX_CLIENT_ROWS of them, labelled by index."""
+    import pandas as pd
+
+    from wirelessfl import plotting
+    from wirelessfl.analysis import load_run
+
+    r = raw()
+    r["clients"].update(count=5000, fraction=0.002)
+    r["data"]["synthetic"]["num_samples"] = 15_000
+    r["data"]["partition"] = {"scheme": "iid"}
+    r["rounds"] = 3
+    r["output"] = {"dir": str(tmp_path / "run"), "plots": True, "save_adapter": False}
+    wirelessfl.run(r)
+    run = load_run(tmp_path / "run")
+    clients = pd.read_csv(tmp_path / "run" / "clients.csv")
+    m, ids, total = plotting._client_matrix(run, "bandwidth_hz")
+    chosen = sorted(set(clients["client"]))
+    assert ids.tolist() == chosen and total == len(chosen) and m.shape == (len(chosen), 3)
+    assert np.isfinite(m).sum() == len(clients) and max(chosen) > 100
+    monkeypatch.setattr(plotting, "MAX_CLIENT_ROWS", 10)
+    m, ids, total = plotting._client_matrix(run, "bandwidth_hz")
+    assert m.shape == (10, 3) and total == len(chosen) and set(ids) <= set(chosen)
+    assert (tmp_path / "run" / "plots" / "allocation.png").is_file()

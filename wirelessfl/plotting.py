@@ -23,7 +23,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, ScalarFormatter
 
 from wirelessfl.analysis import Group, Run, find_runs, group_runs, mean_ci, stack
 from wirelessfl.results import read_csv
@@ -198,14 +198,28 @@ def _uses_queue(run: Run) -> bool:
         return True
 
 
-def _client_matrix(run: Run, key: str) -> np.ndarray:
+#: most client rows an allocation heatmap draws (the most often selected ones)
+MAX_CLIENT_ROWS = 1000
+
+
+def _client_matrix(run: Run, key: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """``key`` per client (rows) and round (columns), the clients each row shows, and
+    how many clients were ever selected. Rows are the selected clients in index order:
+    all of them (every client of a small population), or the
+    :data:`MAX_CLIENT_ROWS` selected most often."""
     rows = read_csv(run.path / "clients.csv")
     n_rounds = 1 + max(int(r["round"]) for r in rows)
-    n_clients = 1 + max(int(r["client"]) for r in rows)
-    m = np.full((n_clients, n_rounds), np.nan)
+    ids, counts = np.unique([int(r["client"]) for r in rows], return_counts=True)
+    total = len(ids)
+    if total > MAX_CLIENT_ROWS:
+        ids = np.sort(ids[np.argsort(-counts, kind="stable")[:MAX_CLIENT_ROWS]])
+    row_of = {int(k): i for i, k in enumerate(ids)}
+    m = np.full((len(ids), n_rounds), np.nan)
     for r in rows:
-        m[int(r["client"]), int(r["round"])] = float(r[key])
-    return m
+        i = row_of.get(int(r["client"]))
+        if i is not None:
+            m[i, int(r["round"])] = float(r[key])
+    return m, ids, total
 
 
 def plot_allocations(groups: list[Group], out: Path) -> list[Path]:
@@ -216,16 +230,23 @@ def plot_allocations(groups: list[Group], out: Path) -> list[Path]:
         fig, axes = subplots(1, 2, figsize=(8.0, 3.2))
         for ax, key, title, scale in ((axes[0], "bandwidth_hz", "bandwidth (MHz)", 1e6),
                                       (axes[1], "keep_ranks", "ranks sent", 1.0)):
-            m = _client_matrix(run, key) / scale
-            im = ax.imshow(m, aspect="auto", origin="lower", cmap="viridis",
+            m, ids, total = _client_matrix(run, key)
+            im = ax.imshow(m / scale, aspect="auto", origin="lower", cmap="viridis",
                            interpolation="nearest")
             ax.set_xlabel("round")
-            ax.set_ylabel("client")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            if np.array_equal(ids, np.arange(len(ids))):
+                ax.set_ylabel("client")
+            else:  # a large population: the rows are the selected clients, by index
+                ax.yaxis.set_major_formatter(FuncFormatter(
+                    lambda y, _, ids=ids: f"{ids[int(y)]}" if 0 <= int(y) < len(ids) else ""))
+                shown = (f"{len(ids)} selected most often of {total}" if total > len(ids)
+                         else f"the {total} selected")
+                ax.set_ylabel(f"client ({shown})", fontsize=8)
             ax.set_title(title, fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)
-        fig.subplots_adjust(wspace=0.45)
+        fig.subplots_adjust(wspace=0.6)
         fig.suptitle(g.label, fontsize=9)
         stem = "allocation" if len(groups) == 1 else f"allocation_{_slug(g.label)}"
         paths += _save(fig, out, stem)
