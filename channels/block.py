@@ -26,11 +26,36 @@ class BlockFading(Channel):
         super().__init__(params)
         self.coherence_time_s = float(self.params.coherence_time_s)
 
+    #: blocks per stream of a keyed link (:meth:`key_blocks`)
+    CHUNK = 1024
+
     def reset(self, n_links: int, rng: np.random.Generator) -> None:
         self.n_links = int(n_links)
         self._rng = rng
         self._blocks = np.empty((0, self.n_links))  # (n_blocks_kept, n_links)
         self._first = 0  # index of the first kept block
+        self._streams = None
+
+    def key_blocks(self, streams) -> None:
+        """Draw blocks from ``streams(c)``, a generator per chunk c of :data:`CHUNK`
+        blocks, instead of one stream from time 0.
+
+        Block j is then a function of its chunk's stream alone, so a one-link channel
+        rebuilt at any time (a lazily held population's client) gives block j the same
+        gain at the cost of one chunk, not of every block since time 0.
+        """
+        self._streams = streams
+        self._chunks: dict[int, np.ndarray] = {}
+
+    def _keyed(self, idx: np.ndarray) -> np.ndarray:
+        out = np.empty((self.n_links, idx.size))
+        for c in np.unique(idx // self.CHUNK):
+            if c not in self._chunks:
+                self._chunks[int(c)] = self.draw(self._streams(int(c)), self.CHUNK,
+                                                 self.n_links)
+            hit = idx // self.CHUNK == c
+            out[:, hit] = self._chunks[int(c)][idx[hit] - c * self.CHUNK].T
+        return out
 
     @abstractmethod
     def draw(self, rng: np.random.Generator, n_blocks: int, n_links: int) -> np.ndarray:
@@ -47,6 +72,8 @@ class BlockFading(Channel):
         idx = self.block_index(np.asarray(times_s, dtype=float))
         if idx.size and idx.min() < 0:
             raise ValueError("times_s must be non-negative")
+        if getattr(self, "_streams", None) is not None:
+            return self._keyed(idx)
         first = getattr(self, "_first", 0)
         if idx.size and idx.min() < first:
             raise ValueError(f"the gains before {first * self.coherence_time_s:g} s were "
@@ -59,6 +86,10 @@ class BlockFading(Channel):
         return self._blocks[idx - first].T
 
     def forget_before(self, t_s: float) -> None:
+        if getattr(self, "_streams", None) is not None:
+            c = int(self.block_index(np.array([max(t_s, 0.0)]))[0]) // self.CHUNK
+            self._chunks = {k: v for k, v in self._chunks.items() if k >= c}
+            return
         first = getattr(self, "_first", 0)
         j = int(self.block_index(np.array([max(t_s, 0.0)]))[0])
         drop = min(j - first, self._blocks.shape[0])  # undrawn blocks are drawn later

@@ -259,3 +259,30 @@ def test_the_allocation_heatmap_shows_the_selected_clients_only(tmp_path, monkey
     m, ids, total = plotting._client_matrix(run, "bandwidth_hz")
     assert m.shape == (10, 3) and total == len(chosen) and set(ids) <= set(chosen)
     assert (tmp_path / "run" / "plots" / "allocation.png").is_file()
+
+
+def test_keyed_blocks_are_a_function_of_time_at_any_age():
+    """A one-link block channel keyed per chunk of blocks: rebuilt at any time it gives
+    every block the same gain, far times cost one chunk (not every block since 0),
+    and the gains keep their law."""
+    from channels.base import CHANNELS
+
+    def link(k):
+        ch = CHANNELS.get("rayleigh").from_dict({"coherence_time_s": 0.001})
+        ch.reset(1, np.random.default_rng(0))
+        ch.key_blocks(lambda c: seeding.rng(5, "channel", k, c))
+        return ch
+
+    times = np.array([1e4, 0.0005, 1e4 + 0.0031, 3.0, 1e4])  # block 1e7 and others
+    a = link(7).gains(times)
+    np.testing.assert_array_equal(a[0, [0, 4]], a[0, 0])
+    b = link(7).gains(times[::-1])[:, ::-1]
+    np.testing.assert_array_equal(a, b)
+    ch = link(7)
+    ch.gains(np.array([1e4]))
+    assert len(ch._chunks) == 1  # one chunk of 1,024 blocks drawn, not 10 million
+    ch.forget_before(2e4)
+    assert not ch._chunks
+    assert not np.array_equal(link(8).gains(times), a)  # another client, other gains
+    g = link(3).gains(np.arange(20_000) * 0.001)[0]
+    assert stats.kstest(g, "expon").pvalue > 1e-3

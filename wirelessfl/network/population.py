@@ -10,11 +10,11 @@ with it. A round builds an ordinary :class:`~wirelessfl.network.cell.Cell` over 
 selected clients (:meth:`LazyCell.cell_for`) and plays on it; nothing of it is kept
 after the round but the population's parameters.
 
-A client's fading channel is rebuilt each time it is selected, from its own stream:
-block models redraw their blocks from time 0 (the same draws, so the same gains),
-continuous models (Jakes, TDL, CDL) redraw their sinusoids, which fix the whole
-process. Memory is therefore bounded by the clients of one round, whatever the
-population.
+A client's fading channel is rebuilt each time it is selected, from its own streams:
+a block model draws block j from the stream of j's chunk of 1,024 blocks (so the cost
+does not grow with simulated time), continuous models (Jakes, TDL, CDL) redraw their
+sinusoids, which fix the whole process. Memory is therefore bounded by the clients of
+one round, whatever the population.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from channels.base import Channel
+from channels.block import BlockFading
 from channels.law import WindowLaw
 from wirelessfl import seeding
 from wirelessfl.errors import PluginError
@@ -174,8 +175,9 @@ class LazyCell:
         return pl
 
     def channel_for(self, links: np.ndarray, t_s: float) -> LinkSet:
-        """The fading channels of ``links``, each from its own stream; blocks before
-        ``t_s`` are dropped."""
+        """The fading channels of ``links``, each from its own streams (a block model's
+        blocks from one stream per chunk of blocks: :meth:`BlockFading.key_blocks`), at
+        ``t_s`` (unused: a client's channel is a function of time alone)."""
         proto, out = self.channel, []
         marginal = getattr(proto, "_marginal", None)
         for k in np.asarray(links):
@@ -183,7 +185,8 @@ class LazyCell:
             if marginal is not None:
                 ch._marginal = marginal  # the model's law, computed once
             ch.reset(1, seeding.rng(self.seed, "channel", int(k)))
-            ch.forget_before(t_s)
+            if isinstance(ch, BlockFading):  # block j from a stream of its chunk of blocks
+                ch.key_blocks(lambda c, k=int(k): seeding.rng(self.seed, "channel", k, c))
             out.append(ch)
         return LinkSet(out)
 
