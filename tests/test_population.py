@@ -166,6 +166,8 @@ def test_every_controller_runs_lazily(controller):
     ("clients.selection", {"clients": {"selection": "channel_aware", "fraction": 0.5}}),
     ("method.aggregator", {"method": {"aggregator": "fedtree"}}),
     ("clients.population", {"clients": {"population": "eager", "count": 100_001}}),
+    ("clients.count", {"clients": {"count": 200_000, "fraction": 0.001},
+                       "data": {"partition": {"scheme": "iid"}}}),
 ])
 def test_what_a_lazy_population_cannot_do_is_one_line(tmp_path, capsys, key, over):
     import yaml

@@ -160,7 +160,17 @@ def stratified_split(labels: np.ndarray, test_fraction: float,
 def iid_partition(indices: np.ndarray, n_clients: int,
                   rng: np.random.Generator) -> RangeShards:
     """Shuffle and deal ``indices`` into ``n_clients`` near-equal shards (the first
-    ``N mod K`` one example larger), held as ranges of the shuffle."""
+    ``N mod K`` one example larger), held as ranges of the shuffle.
+
+    Raises
+    ------
+    ScenarioError
+        Naming ``clients.count`` when there are fewer examples than clients.
+    """
+    if n_clients > len(indices):
+        raise ScenarioError("clients.count", f"{n_clients} clients share {len(indices)} "
+                            "training examples: an IID deal gives every client at least "
+                            "one; lower clients.count or use a larger data set")
     perm = rng.permutation(indices)
     n, k = len(perm), n_clients
     sizes = np.full(k, n // k, dtype=np.int64)
@@ -182,6 +192,10 @@ def natural_partition(indices: np.ndarray, groups: np.ndarray, n_clients: int,
     ScenarioError
         When a client would get no example (naming ``data.partition.column``).
     """
+    if n_clients > len(indices):
+        raise ScenarioError("clients.count", f"{n_clients} clients share {len(indices)} "
+                            "training examples: every client needs one; lower "
+                            "clients.count or use a larger data set")
     values = np.unique(groups[indices])
     buckets: list[list[np.ndarray]] = [[] for _ in range(n_clients)]
     if len(values) >= n_clients:
