@@ -150,9 +150,11 @@ class LazyCell:
                              seeding.KeyedDraws(self.seed, "placement", links),  # type: ignore[arg-type]
                              pl.radius_m, pl.min_distance_m, dist)
 
-    def positions_m(self, links: np.ndarray, t_s: float) -> np.ndarray:
-        """Positions of ``links`` at ``t_s``: each walks its own random waypoints."""
-        start = self.start_positions_m(links)
+    def positions_m(self, links: np.ndarray, t_s: float,
+                    start: np.ndarray | None = None) -> np.ndarray:
+        """Positions of ``links`` at ``t_s``: each walks its own random waypoints from its
+        start (:meth:`start_positions_m`, or ``start`` when already drawn)."""
+        start = self.start_positions_m(links) if start is None else start
         mob = self.mobility
         if mob.model != "random_waypoint":
             return start
@@ -179,11 +181,10 @@ class LazyCell:
         blocks from one stream per chunk of blocks: :meth:`BlockFading.key_blocks`), at
         ``t_s`` (unused: a client's channel is a function of time alone)."""
         proto, out = self.channel, []
-        marginal = getattr(proto, "_marginal", None)
+        marginal = proto.marginal_nodes()  # the model's law, computed once (and cached)
         for k in np.asarray(links):
             ch = type(proto)(proto.params)
-            if marginal is not None:
-                ch._marginal = marginal  # the model's law, computed once
+            ch._marginal = marginal  # where a model caches its law: not computed again
             ch.reset(1, seeding.rng(self.seed, "channel", int(k)))
             if isinstance(ch, BlockFading):  # block j from a stream of its chunk of blocks
                 ch.key_blocks(lambda c, k=int(k): seeding.rng(self.seed, "channel", k, c))
@@ -195,7 +196,7 @@ class LazyCell:
         is client ``links[i]``. Its CSI errors are drawn per client and round."""
         links = np.asarray(links, dtype=np.int64)
         start = self.start_positions_m(links)
-        pos = start if self.mobility.model != "random_waypoint" else self.positions_m(links, t_s)
+        pos = self.positions_m(links, t_s, start)
         b = self.link_budget
         cell = Cell(pos, self.pathloss_for(links, start), self.channel_for(links, t_s),
                     b["tx_power_dbm"], b["bs_tx_power_dbm"], b["noise_psd_dbm_hz"],
@@ -217,7 +218,7 @@ class LazyCell:
         t = self.now_s if t_s is None else t_s
         links = np.asarray(links, dtype=np.int64)
         start = self.start_positions_m(links)
-        pos = start if self.mobility.model != "random_waypoint" else self.positions_m(links, t)
+        pos = self.positions_m(links, t, start)
         return self.pathloss_for(links, start).gain_db(np.linalg.norm(pos, axis=1))
 
 
