@@ -19,3 +19,18 @@ def test_the_bare_reference_loop_runs_the_tiny_case():
                          cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_population_bench_runs_a_case():
+    """`scripts/bench_population.py` measures one case in a process of its own (here the
+    10,000-client lazy case, one round): set-up, round times and peak memory."""
+    import json
+
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_population.py"),
+                          "--one", "lazy_10k", "--rounds", "1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["clients"] == 10_000 and res["population"] == "lazy"
+    assert len(res["round_s"]) == 1 and res["setup_s"] > 0 and res["peak_rss_mib"] > 0
