@@ -107,24 +107,34 @@ class TextFileParams(BaseModel):
         "data set's own test examples: the run tests on them (data.test_fraction unused)")
 
 
-class _TextFile(DataSource):
-    """A local file of rows (and optionally its own test file) in one of the formats."""
-
-    Params = TextFileParams
+class _LocalSource(DataSource):
+    """A data set read from the local disk: its group column comes from
+    ``data.partition.column``, and its paths must exist."""
 
     @classmethod
     def options(cls, data_section: Any) -> dict[str, Any]:
         return with_group_column(data_section)
 
+    @staticmethod
+    def existing(value: str, key: str, folder: bool = False) -> Path:
+        """``value`` as a path, which must be a file (or a ``folder``); ``key`` names the
+        option in the error."""
+        path = Path(value).expanduser()
+        if not (path.is_dir() if folder else path.is_file()):
+            raise ValueError(f"{key}: no {'folder' if folder else 'file'} {str(path)!r}")
+        return path
+
+
+class _TextFile(_LocalSource):
+    """A local file of rows (and optionally its own test file) in one of the formats."""
+
+    Params = TextFileParams
+
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params)
-        self.path = Path(self.params.path).expanduser()
-        if not self.path.is_file():
-            raise ValueError(f"path: no file {str(self.path)!r}")
+        self.path = self.existing(self.params.path, "path")
         self.test_path = (None if self.params.test_path is None
-                          else Path(self.params.test_path).expanduser())
-        if self.test_path is not None and not self.test_path.is_file():
-            raise ValueError(f"test_path: no file {str(self.test_path)!r}")
+                          else self.existing(self.params.test_path, "test_path"))
 
     def fingerprint(self) -> str:
         files = [self.path] + ([self.test_path] if self.test_path is not None else [])
@@ -212,20 +222,14 @@ class HFDiskParams(TextFileParams):
 
 
 @DATASETS.register("hf_disk")
-class HFDiskData(DataSource):
+class HFDiskData(_LocalSource):
     """A Hugging Face datasets data set saved on disk (needs the datasets package)."""
 
     Params = HFDiskParams
 
-    @classmethod
-    def options(cls, data_section: Any) -> dict[str, Any]:
-        return with_group_column(data_section)
-
     def __init__(self, params: BaseModel | None = None) -> None:
         super().__init__(params)
-        self.path = Path(self.params.path).expanduser()
-        if not self.path.is_dir():
-            raise ValueError(f"path: no folder {str(self.path)!r}")
+        self.path = self.existing(self.params.path, "path", folder=True)
 
     def fingerprint(self) -> str:
         stamp = max((f.stat().st_mtime_ns for f in self.path.rglob("*") if f.is_file()),
