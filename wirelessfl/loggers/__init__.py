@@ -10,10 +10,12 @@ too.
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 from typing import Any
 
+from wirelessfl.errors import MissingPackageError
 from wirelessfl.observers import Observer
 from wirelessfl.registry import NoParams, Registry
 from wirelessfl.results import replacing
@@ -37,6 +39,16 @@ class Logger(Observer):
     def open(self, folder: Path | None, scenario: Any) -> None:
         """The run's results folder (None: an in-memory run) and its scenario."""
         self.folder, self.scenario = folder, scenario
+
+    def require(self, module: str) -> Any:
+        """Import ``module`` of the tracker's optional package (the package and the extra
+        are named after the logger), or fail in one line naming ``output.loggers``."""
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            raise MissingPackageError("output.loggers", f"{self.name} needs the package "
+                                      f"{self.name}: pip install 'wirelessfl[{self.name}]'"
+                                      ) from None
 
     def resumed_id(self, start: Any, file: str) -> str | None:
         """The tracker's run id kept in the folder's ``file``, when this run resumes one."""

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wirelessfl.errors import MissingPackageError
 from wirelessfl.loggers import Logger, flat_params, numeric, register_logger
 from wirelessfl.observers import RoundRecord, RunEnd, RunStart
 
@@ -39,12 +38,7 @@ class MLflowLogger(Logger):
     Params = MLflowParams
 
     def on_start(self, start: RunStart) -> None:
-        try:
-            import mlflow
-        except ImportError:
-            raise MissingPackageError("output.loggers", "mlflow needs the package mlflow: "
-                                      "pip install 'wirelessfl[mlflow]'") from None
-        self.mlflow = mlflow
+        self.mlflow = mlflow = self.require("mlflow")
         sc = self.scenario = start.scenario
         if self.params.tracking_uri is not None:
             mlflow.set_tracking_uri(self.params.tracking_uri)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wirelessfl.errors import MissingPackageError
 from wirelessfl.loggers import Logger, flat_params, numeric, register_logger
 from wirelessfl.observers import RoundRecord, RunEnd, RunStart
 
@@ -52,12 +51,7 @@ class TensorBoardLogger(Logger):
                                                f"-{next(_COUNTER)}")
 
     def on_start(self, start: RunStart) -> None:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise MissingPackageError("output.loggers", "tensorboard needs the package "
-                                      "tensorboard: pip install 'wirelessfl[tensorboard]'"
-                                      ) from None
+        SummaryWriter = self.require("torch.utils.tensorboard").SummaryWriter  # noqa: N806
         self.scenario = start.scenario
         self.path = self.log_dir()
         self.writer = SummaryWriter(log_dir=str(self.path), purge_step=start.resumed_at)

@@ -13,7 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wirelessfl.errors import MissingPackageError
 from wirelessfl.loggers import Logger, flat_params, numeric, register_logger
 from wirelessfl.observers import RoundRecord, RunEnd, RunStart
 
@@ -35,11 +34,7 @@ class WandbLogger(Logger):
     Params = WandbParams
 
     def on_start(self, start: RunStart) -> None:
-        try:
-            import wandb
-        except ImportError:
-            raise MissingPackageError("output.loggers", "wandb needs the package wandb: "
-                                      "pip install 'wirelessfl[wandb]'") from None
+        wandb = self.require("wandb")
         sc = self.scenario = start.scenario
         run_id = self.resumed_id(start, RUN_ID_FILE)
         self.run = wandb.init(project=self.params.project or sc.name,
