@@ -157,8 +157,24 @@ def test_every_figure_type_is_drawn(sweep, tmp_path):
     assert not (tmp_path / "queue.png").exists()
 
 
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """The figures plotting saves, by stem, while a test draws them (still saved)."""
+    from wirelessfl import plotting
+
+    saved = {}
+    real = plotting._save
+
+    def keep(fig, folder, stem):
+        saved[stem] = fig
+        return real(fig, folder, stem)
+
+    monkeypatch.setattr(plotting, "_save", keep)
+    return saved
+
+
 def test_figures_clip_bands_state_n_and_draw_the_queue_only_for_queue_controllers(
-        sweep, tmp_path):
+        sweep, tmp_path, saved_figures):
     """95% bands stay inside [0, 1] for accuracy and at or above 0 for latencies; the
     legend says how many runs and which interval; TSFA's queue is drawn; the
     allocation heatmap has whole-number client and round ticks."""
@@ -172,20 +188,10 @@ def test_figures_clip_bands_state_n_and_draw_the_queue_only_for_queue_controller
 
     _, out, _ = sweep
     groups = group_runs(find_runs([out]))
-    saved = {}
-    real = plotting._save
-
-    def keep(fig, folder, stem):
-        saved[stem] = fig
-        return real(fig, folder, stem)
-
-    plotting._save = keep
-    try:
-        plotting.plot_quality(groups, tmp_path)
-        plotting.plot_latency(groups, tmp_path)
-        plotting.plot_allocations(groups, tmp_path)
-    finally:
-        plotting._save = real
+    saved = saved_figures
+    plotting.plot_quality(groups, tmp_path)
+    plotting.plot_latency(groups, tmp_path)
+    plotting.plot_allocations(groups, tmp_path)
     ax = saved["accuracy_vs_round"].axes[0]
     bands = [c for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
     assert bands
@@ -204,28 +210,18 @@ def test_figures_clip_bands_state_n_and_draw_the_queue_only_for_queue_controller
     assert (tmp_path / "fig" / "queue.png").is_file()
 
 
-def test_legend_labels_are_renamed_and_time_has_its_spread(sweep, tmp_path, capsys):
+def test_legend_labels_are_renamed_and_time_has_its_spread(sweep, tmp_path, capsys,
+                                                           saved_figures):
     """--label renames a group by one of its key=value parts; an unknown one is one
     line naming --label; accuracy against simulated time shows each point's 95%
     interval in time (horizontal bars), accuracy against round none."""
     import matplotlib.collections
 
-    from wirelessfl import plotting
 
     _, out, _ = sweep
-    saved = {}
-    real = plotting._save
-
-    def keep(fig, folder, stem):
-        saved[stem] = fig
-        return real(fig, folder, stem)
-
-    plotting._save = keep
-    try:
-        assert main(["plot", str(out), "--out", str(tmp_path / "a"), "--label",
-                     "aggregator=fedit=FedIT", "--label", "aggregator=ffa=FFA-LoRA"]) == 0
-    finally:
-        plotting._save = real
+    saved = saved_figures
+    assert main(["plot", str(out), "--out", str(tmp_path / "a"), "--label",
+                 "aggregator=fedit=FedIT", "--label", "aggregator=ffa=FFA-LoRA"]) == 0
     ax = saved["accuracy_vs_latency"].axes[0]
     texts = sorted(t.get_text() for t in ax.get_legend().get_texts())
     assert texts == ["FFA-LoRA (n=2, 95% CI)", "FedIT (n=2, 95% CI)"]
