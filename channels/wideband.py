@@ -150,12 +150,10 @@ class Wideband(Channel):
         g0 = np.repeat(np.asarray(gain, dtype=float).reshape(n, -1), n_paths, axis=0)  # (nP, Q)
         w0 = fresh.response(np.zeros(1))[:, 0]  # (nP, F, U)
         p0 = (w0.real**2 + w0.imag**2).mean(axis=-1)  # (nP, F)
+        w_q = subband_bins(p0, q)  # the fresh path's own sub-band gains, (nP, Q)
         order = np.argsort(p0, axis=-1)
-        f = p0.shape[1]
-        edges = np.linspace(0, f, q + 1).round().astype(int)
+        edges = np.linspace(0, p0.shape[1], q + 1).round().astype(int)
         bin_of = np.repeat(np.arange(q), np.diff(edges))  # bin of the j-th smallest
-        w_q = np.add.reduceat(np.take_along_axis(p0, order, axis=-1), edges[:-1],
-                              axis=-1) / np.diff(edges)  # (nP, Q)
         scale = np.empty_like(p0)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(w_q > 0, g0 / w_q, 0.0)
