@@ -55,11 +55,14 @@ class PathModel:
         a = np.asarray(a_s, dtype=float)
         lo, hi = self.edges_s[:-1], self.edges_s[1:]
         dur = np.clip(hi[None, :] - a[:, None], 0.0, hi - lo)  # (n, G) after the start
+        g = self.gains  # (n, P, G) or (n, P, G, Q)
+        bq = b.reshape(b.shape + (1,) * (g.ndim - 3))
+        cq = self.c_hz.reshape((-1,) + (1,) * (g.ndim - 1))
         with np.errstate(divide="ignore", invalid="ignore"):
-            g = self.gains if self.gains.ndim == 4 else self.gains[..., None]
-            rate = np.where(b > 0, (b[..., None] * np.log2(
-                1.0 + self.c_hz[:, None, None, None] * g / b[..., None])).mean(axis=-1),
-                0.0)  # (n, P, G)
+            rate = bq * np.log2(1.0 + cq * g / bq)
+            if g.ndim == 4:  # the sub-band rate: mean over Q
+                rate = rate.mean(axis=-1)
+            rate = np.where(b > 0, rate, 0.0)  # (n, P, G)
         got = np.cumsum(rate * dur[:, None, :], axis=2)
         done = got >= s[:, :, None]
         hit = done.any(axis=2)
