@@ -64,11 +64,12 @@ class RoundSizes:
                                                   min(m, int(r)))
                           for m in range(big_r + 1)] for r in distinct], dtype=float)
         flops = float(step_flops * local_steps)
-        kinds: dict[int, int] = {}
-        of_profile = np.array([kinds.setdefault(id(p), len(kinds)) for p in profiles])
-        firsts = {i: p for p in profiles for i in [kinds[id(p)]]}
-        times = np.array([firsts[i].compute_time_s(flops) for i in range(len(kinds))])
-        joules = np.array([firsts[i].joules_per_flop for i in range(len(kinds))])
+        kinds = list(dict.fromkeys(profiles))  # the distinct profiles (frozen: hashable)
+        index = {p: i for i, p in enumerate(kinds)}
+        of_profile = np.fromiter((index[p] for p in profiles), dtype=np.int64,
+                                 count=len(profiles))
+        times = np.array([p.compute_time_s(flops) for p in kinds])
+        joules = np.array([p.joules_per_flop for p in kinds])
         return cls(ranks, rows[of_rank], flops, times[of_profile], joules[of_profile],
                    bits_per_value)
 
