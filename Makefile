@@ -32,6 +32,7 @@ bench: $(STAMP)  ## benchmarks -> results/bench/
 	$(PY) scripts/bench_scale.py
 	$(PY) scripts/bench_population.py
 	$(PY) scripts/bench_ray.py
+	$(PY) scripts/bench_validate.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check wirelessfl channels tests scripts docs/examples

@@ -51,6 +51,7 @@ from pydantic import Field
 from scipy.special import j0
 
 from channels.base import register_channel
+from channels.phasors import phasors
 from channels.wideband import CHUNK_ELEMENTS, Wideband, WidebandParams
 
 #: Table 7.5-3: ray offset angles of a cluster with unit rms angle spread
@@ -252,11 +253,8 @@ class CDL(Wideband):
     def clusters(self, times_s: np.ndarray) -> np.ndarray:
         """Each cluster's coefficient at each antenna, shape (n_links, n_times, N, U)."""
         t = np.asarray(times_s, dtype=float)
-        ph = self._omega[:, None, :] * t[:, None] + self._phase[:, None, :]  # (n, T, R)
-        e = np.empty(ph.shape, dtype=complex)
-        np.cos(ph, out=e.real)
-        np.sin(ph, out=e.imag)
-        out = np.empty((*ph.shape[:2], len(self._starts), self.antennas), dtype=complex)
+        e = phasors(self._omega, self._phase, t)  # (n, T, R)
+        out = np.empty((*e.shape[:2], len(self._starts), self.antennas), dtype=complex)
         for n, (a, b) in enumerate(zip(self._starts, self._ends, strict=True)):
             out[:, :, n] = e[:, :, a:b] @ self._steer_a[:, a:b]  # sum of the cluster's rays
         return out

@@ -13,6 +13,7 @@ from channels.law import (
     equal_probability_nodes,
     exponential_nodes,
 )
+from channels.phasors import even_grid, sinusoids_on_grid
 
 # the conditional law is tabulated on segments of LAW_STEP / f_d up to LAW_SPAN / f_d
 # after the measurement; beyond, |J0|^2 < 0.04 and the stationary law is used
@@ -93,8 +94,18 @@ class JakesRayleigh(Channel):
         self._phi = rng.uniform(0, 2 * np.pi, (self.n_links, n))
 
     def complex_gains(self, times_s: np.ndarray) -> np.ndarray:
-        """Complex ``h`` of shape (n_links, n_times)."""
+        """Complex ``h`` of shape (n_links, n_times).
+
+        Times on an even grid (what the simulator asks: the middles of consecutive
+        hold intervals) are summed by :func:`sinusoids_on_grid`, a matrix product
+        that takes about ``GRID_ROW`` times fewer complex exponentials; other times term by
+        term. Both give the sum to rounding.
+        """
         t = np.asarray(times_s, dtype=float)
+        grid = even_grid(t, float(np.max(np.abs(self._omega), initial=0.0)))
+        if grid is not None:
+            return sinusoids_on_grid(self._omega, self._phi, *grid) / np.sqrt(
+                self._omega.shape[1])
         out = np.empty((self.n_links, t.size), dtype=complex)
         chunk = max(1, 2_000_000 // max(self.n_links * self._omega.shape[1], 1))
         for s in range(0, t.size, chunk):  # bounded memory: (n_links, N, chunk)

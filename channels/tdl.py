@@ -36,6 +36,7 @@ from pydantic import Field
 from scipy.special import j0
 
 from channels.base import register_channel
+from channels.phasors import phasors
 from channels.wideband import Wideband, WidebandParams
 
 #: TR 38.901 Table 7.7.2-1..5: (normalised delays, powers in dB); for D and E the first
@@ -151,11 +152,7 @@ class TDL(Wideband):
 
     def _sinusoids(self, t: np.ndarray) -> np.ndarray:
         """``exp(j (omega_i t + phi_i))``, shape (n_links, n_times, M)."""
-        ph = self._omega[:, None, :] * t[:, None] + self._phi[:, None, :]
-        out = np.empty(ph.shape, dtype=complex)
-        np.cos(ph, out=out.real)  # 4.8x faster than np.exp(1j * ph) here
-        np.sin(ph, out=out.imag)
-        return out
+        return phasors(self._omega, self._phi, t)
 
     def _chunks(self, times_s: np.ndarray):
         t = np.asarray(times_s, dtype=float)

@@ -31,7 +31,7 @@ from wirelessfl.network.population import LazyCell
 from wirelessfl.registry import Registry, UnknownNameError
 from wirelessfl.scenario import Scenario, format_validation_error
 from wirelessfl.selection import n_selected
-from wirelessfl.sizes import RoundSizes
+from wirelessfl.sizes import Plan, RoundSizes
 
 
 def _non_finite(value: Any, path: str = "") -> str | None:
@@ -185,11 +185,9 @@ def plans_by_paths(planning: str, channel: Channel) -> bool:
     return planning == "expected_finish"
 
 
-def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
-    """The aggregator, compressor and controller named in ``method``."""
-    from wirelessfl.compression import COMPRESSORS, Compressor
+def build_controller(sc: Scenario) -> Any:
+    """The controller named in ``method.controller``, with its latency budget checked."""
     from wirelessfl.control import CONTROLLERS
-    from wirelessfl.learning.aggregators import AGGREGATORS
 
     m = sc.method
     controller = resolve(CONTROLLERS, "method.controller", m.controller, m.controller_options,
@@ -198,6 +196,16 @@ def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
         raise ScenarioError("controller.latency_budget_s",
                             f"controller {m.controller!r} needs a long-term latency budget in "
                             "seconds")
+    return controller
+
+
+def build_methods(sc: Scenario) -> tuple[Any, Any, Any]:
+    """The aggregator, compressor and controller named in ``method``."""
+    from wirelessfl.compression import COMPRESSORS, Compressor
+    from wirelessfl.learning.aggregators import AGGREGATORS
+
+    m = sc.method
+    controller = build_controller(sc)
     compressor = resolve(COMPRESSORS, "method.compressor", m.compressor,
                          m.compressor_options, "method.compressor_options")
     if compressor.sparsifies and type(compressor).error_profile is Compressor.error_profile:
@@ -425,6 +433,17 @@ class Components:
                 "lora_rank": int(bench.alloc_rank), "label_names": bench.data.label_names,
                 "device": str(bench.device), "clients_per_pass": bench.clients_per_pass,
                 **({"batching_note": bench.batch_note} if bench.batch_note else {})}
+
+    def plan(self) -> Plan:
+        """The run's :class:`~wirelessfl.sizes.Plan` (what ``validate`` prints)."""
+        from wirelessfl.learning.partition import shard_sizes
+
+        bench = self.bench
+        return Plan(self.scenario, self.cell, self.sizes, self.n_selected,
+                    self.sizes.broadcast_bits(self.aggregator, bench.initial_state),
+                    bool(self.compressor.sparsifies), bool(self.controller.needs_budget),
+                    int(shard_sizes(bench.shards.train).sum()), int(len(bench.shards.test)),
+                    int(sum(bench.numels.values())))
 
 
 def build_components(sc: Scenario, preparation: Preparation | None = None) -> Components:

@@ -109,17 +109,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from wirelessfl.scenario import load_scenario
 
-    sc = load_scenario(args.scenario, args.overrides)  # before torch is imported: fast errors
-    from wirelessfl import build
+    sc = load_scenario(args.scenario, args.overrides)  # before anything heavy: fast errors
+    from wirelessfl import build, preflight
 
-    build.device_profiles(sc)  # the radio side needs no torch either
+    build.device_profiles(sc)  # the radio side needs no torch
     build.build_cell(sc)
     from wirelessfl.sizes import budget_warning, validate_summary
 
-    c = build.build_run(sc, offline=args.offline)
-    info = {**validate_summary(c), **c.preparation.info}
+    plan, lines = preflight.plan(sc, offline=args.offline)
+    info = {**validate_summary(plan), **lines}
     print(f"{args.scenario}: valid")
-    warning = budget_warning(c)
+    warning = budget_warning(plan)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     width = max(len(k) for k in info)

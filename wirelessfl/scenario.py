@@ -305,6 +305,11 @@ class Sim(Section):
         200, ge=1, le=10_000,
         description="timeline rounds averaged for validate's expected round latency"
     )
+    expected_latency_precision: float = Field(
+        0.02, ge=0, le=1,
+        description="validate stops averaging rounds (after 10) once the standard error of "
+        "the mean latency is at most this fraction of it; 0 plays every round"
+    )
 
 
 class Generate(Section):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from wirelessfl import checkpoint as ckpt
-from wirelessfl import records, seeding
+from wirelessfl import preflight, records, seeding
 from wirelessfl.build import (
     Components,
     WorkbenchFactory,
@@ -100,7 +100,7 @@ def play(c: Components, observers: Sequence[Observer], checkpoint: Any = None,
     start = RunStart(sc, dict(c.preparation.tables),
                      resumed_at=loop.round + 1 if resume is not None else None,
                      quality=c.bench.task.quality)
-    warning = budget_warning(c)
+    warning = budget_warning(c.plan())
     if warning:
         start.events.append({"round": -1, "event": "warning", "message": warning})
     started: list[Observer] = []
@@ -153,6 +153,7 @@ def run_scenario(sc: Scenario, overwrite: bool = False, progress: bool = True,
     lock = RunLock(path)  # one writer per folder, from before the build on
     try:
         c = build_run(sc)
+        preflight.remember(sc, c)
     except BaseException:
         lock.release()
         if created:  # nothing of ours is left behind by a scenario that did not build
@@ -237,5 +238,6 @@ def run_in_memory(sc: Scenario, observers: Sequence[Observer],
                   progress: bool = False) -> dict[str, Any]:
     """Run ``sc`` with no results folder (the Python API's ``output=None``)."""
     c = build_run(sc)
+    preflight.remember(sc, c)
     return play(c, [*default_observers(c, None, progress), *observers])
 

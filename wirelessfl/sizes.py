@@ -5,8 +5,8 @@ of kept ranks, computed once), each client's local compute time and energy per F
 and the broadcast size; :func:`smallest_latency_s` bounds the expected round latency
 from below whatever the controller decides; :func:`budget_warning` and
 :func:`validate_summary` are what ``wirelessfl run`` warns and ``wirelessfl
-validate`` prints. numpy only: the workbench's facts (tensor shapes, FLOPs per step)
-are handed in.
+validate`` prints, from a :class:`Plan`. numpy only (no torch): the workbench's facts
+(tensor shapes, FLOPs per step) are handed in.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from wirelessfl.control.planning import stationary
-from wirelessfl.learning.partition import shard_sizes
-from wirelessfl.sim.expected import expected_round_latency_s
+from wirelessfl.sim.expected import round_latency_estimate
 
 
 @dataclass(frozen=True)
@@ -59,19 +58,34 @@ class RoundSizes:
         (each computed once per distinct rank and profile)."""
         ranks = np.asarray(ranks, dtype=int)
         big_r = int(ranks.max())
+        rows = {int(r): [compressor.payload_bits(shapes, int(r), bits_per_value, min(m, int(r)))
+                         for m in range(big_r + 1)] for r in np.unique(ranks)}
+        return cls.from_rows(rows, ranks, bits_per_value, profiles,
+                             float(step_flops * local_steps))
+
+    @classmethod
+    def from_rows(cls, rows: dict[int, Sequence[float]], ranks: Sequence[int],
+                  bits_per_value: int, profiles: Sequence[Any], round_flops: float
+                  ) -> RoundSizes:
+        """The sizes from the payload rows of each distinct rank (``rows[r][m]``: bits of a
+        rank-r client sending m ranks, m = 0..R) and one local round's FLOPs; the
+        device ``profiles``' times are computed once per distinct profile."""
+        ranks = np.asarray(ranks, dtype=int)
         distinct, of_rank = np.unique(ranks, return_inverse=True)
-        rows = np.array([[compressor.payload_bits(shapes, int(r), bits_per_value,
-                                                  min(m, int(r)))
-                          for m in range(big_r + 1)] for r in distinct], dtype=float)
-        flops = float(step_flops * local_steps)
+        table = np.array([rows[int(r)] for r in distinct], dtype=float)
         kinds = list(dict.fromkeys(profiles))  # the distinct profiles (frozen: hashable)
         index = {p: i for i, p in enumerate(kinds)}
         of_profile = np.fromiter((index[p] for p in profiles), dtype=np.int64,
                                  count=len(profiles))
-        times = np.array([p.compute_time_s(flops) for p in kinds])
+        times = np.array([p.compute_time_s(round_flops) for p in kinds])
         joules = np.array([p.joules_per_flop for p in kinds])
-        return cls(ranks, rows[of_rank], flops, times[of_profile], joules[of_profile],
-                   bits_per_value)
+        return cls(ranks, table[of_rank], float(round_flops), times[of_profile],
+                   joules[of_profile], bits_per_value)
+
+    def rows(self) -> dict[int, list[float]]:
+        """The payload row of each distinct rank (what :meth:`from_rows` takes)."""
+        first = {int(r): k for k, r in reversed(list(enumerate(self.ranks.tolist())))}
+        return {r: self.bits_table[k].tolist() for r, k in sorted(first.items())}
 
     @property
     def full_bits(self) -> np.ndarray:
@@ -85,41 +99,85 @@ class RoundSizes:
     def initial_broadcast_s(self, cell: Any, aggregator: Any, state: dict[str, Any]) -> float:
         """Broadcast time of the initial adapter to every client of ``cell`` at time 0
         (the population, or its sample: :meth:`Cell.sample`), seconds."""
-        links = np.arange(cell.count)
-        return cell.broadcast_time_s(self.broadcast_bits(aggregator, state), links, 0.0)
+        return initial_broadcast_s(cell, self.broadcast_bits(aggregator, state))
 
 
-def smallest_latency_s(c: Any) -> float:
+def initial_broadcast_s(cell: Any, bits: float) -> float:
+    """Broadcast time of ``bits`` (the initial adapter) to every client of ``cell`` at
+    time 0 (the population, or its sample: :meth:`Cell.sample`), seconds."""
+    return cell.broadcast_time_s(bits, np.arange(cell.count), 0.0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run costs before it starts: the cell, the round sizes and the facts of
+    the learning side that ``wirelessfl validate`` prints and the budget check reads.
+
+    Built from a run's components (:meth:`wirelessfl.build.Components.plan`) or, without
+    torch, from the learning facts cached by an earlier build
+    (:mod:`wirelessfl.preflight`).
+
+    Attributes
+    ----------
+    scenario : Scenario
+    cell : Cell or LazyCell
+    sizes : RoundSizes
+    n_selected : int
+        Clients selected a round.
+    broadcast_bits : float
+        Downlink payload of the initial adapter, bits.
+    sparsifies : bool
+        Whether the compressor can send fewer ranks than the client holds.
+    needs_budget : bool
+        Whether the controller works to a long-term latency budget.
+    train_examples, test_examples : int
+        Examples in the clients' shards and in the test set.
+    trainable_values : int
+        Trainable adapter values (the largest rank's).
+    """
+
+    scenario: Any
+    cell: Any
+    sizes: RoundSizes
+    n_selected: int
+    broadcast_bits: float
+    sparsifies: bool
+    needs_budget: bool
+    train_examples: int
+    test_examples: int
+    trainable_values: int
+
+
+def smallest_latency_s(p: Plan) -> float:
     """A lower bound of the expected round latency whatever the controller decides.
 
-    ``c`` is the run's :class:`wirelessfl.build.Components`. Every client sends its
-    least (one rank when the compressor sparsifies, else everything), the planner's
-    law is the channel's stationary one, and the bandwidth is min-max over all
-    clients (full participation) or, with partial participation, the whole band for
-    each client alone, of which the ``n_selected``-th smallest counts. A lazy
-    population is represented by its sample (:meth:`LazyCell.sample`), whose slowest
-    client counts. Seconds.
+    Every client sends its least (one rank when the compressor sparsifies, else
+    everything), the planner's law is the channel's stationary one, and the bandwidth
+    is min-max over all clients (full participation) or, with partial participation,
+    the whole band for each client alone, of which the ``n_selected``-th smallest
+    counts. A lazy population is represented by its sample (:meth:`LazyCell.sample`),
+    whose slowest client counts. Seconds.
     """
-    s = c.sizes
-    cell, ids = c.cell.sample(c.n_selected, c.scenario.seed)
+    s = p.sizes
+    cell, ids = p.cell.sample(p.n_selected, p.scenario.seed)
     k = len(ids)
-    dl = s.initial_broadcast_s(cell, c.aggregator, c.bench.initial_state)
-    bits = (s.bits_table[:, 1] if c.compressor.sparsifies else s.full_bits)[ids]
+    dl = initial_broadcast_s(cell, p.broadcast_bits)
+    bits = (s.bits_table[:, 1] if p.sparsifies else s.full_bits)[ids]
     model = stationary(cell, np.arange(k))
     a = dl + s.compute_s[ids]
-    band = c.scenario.radio.uplink_bandwidth_hz
-    if c.n_selected == k:
+    band = p.scenario.radio.uplink_bandwidth_hz
+    if p.n_selected == k:
         return model.minmax(a, bits, band)[0]
     alone = model.finish_s(np.full(k, band), bits, a)
-    return float(np.sort(alone)[min(c.n_selected, k) - 1])
+    return float(np.sort(alone)[min(p.n_selected, k) - 1])
 
 
-def budget_warning(c: Any) -> str | None:
+def budget_warning(p: Plan) -> str | None:
     """One line when the latency budget is below :func:`smallest_latency_s`, else None."""
-    budget = c.scenario.controller.latency_budget_s
-    if budget is None or not c.controller.needs_budget:
+    budget = p.scenario.controller.latency_budget_s
+    if budget is None or not p.needs_budget:
         return None
-    low = smallest_latency_s(c)
+    low = smallest_latency_s(p)
     if budget >= low:
         return None
     return (f"controller.latency_budget_s: {budget:.4g} s is below the smallest expected "
@@ -127,26 +185,29 @@ def budget_warning(c: Any) -> str | None:
             "goes on, the queue grows and the controller sends the least every round")
 
 
-def validate_summary(c: Any) -> dict[str, Any]:
+def validate_summary(p: Plan) -> dict[str, Any]:
     """What ``wirelessfl validate`` prints: sizes and the expected round latency."""
-    sc, s, bench = c.scenario, c.sizes, c.bench
+    sc, s = p.scenario, p.sizes
     full = s.full_bits
-    cell, ids = c.cell.sample(c.n_selected, sc.seed)
+    cell, ids = p.cell.sample(p.n_selected, sc.seed)
+    estimate = round_latency_estimate(
+        cell, s.compute_s[ids], full[ids], initial_broadcast_s(cell, p.broadcast_bits),
+        sc.sim.expected_latency_rounds, seed=sc.seed,
+        precision=sc.sim.expected_latency_precision)
     return {
         "clients": sc.clients.count,
         "population": "lazy" if sc.lazy_population else "eager",
-        "clients_per_round": c.n_selected,
-        "train_examples": int(shard_sizes(bench.shards.train).sum()),
-        "test_examples": int(len(bench.shards.test)),
-        "trainable_values": int(sum(bench.numels.values())),
+        "clients_per_round": p.n_selected,
+        "train_examples": p.train_examples,
+        "test_examples": p.test_examples,
+        "trainable_values": p.trainable_values,
         "lora_ranks": sorted(set(s.ranks.tolist())),
         "uplink_bits_per_client_full_rank": int(full.max()),
-        "uplink_bits_per_round_full_rank": int(full.mean() * c.n_selected),
+        "uplink_bits_per_round_full_rank": int(full.mean() * p.n_selected),
         "training_flops_per_client_round": s.round_flops,
         "compute_s_per_round": float(s.compute_s.max()),
-        "expected_round_latency_s": expected_round_latency_s(
-            cell, s.compute_s[ids], full[ids], s.initial_broadcast_s(cell, c.aggregator,
-                                                                     bench.initial_state),
-            sc.sim.expected_latency_rounds, seed=sc.seed),
+        "expected_round_latency_s": estimate.mean_s,
+        "expected_round_latency_se_s": estimate.standard_error_s,
+        "expected_latency_rounds_played": estimate.rounds,
         "median_client_distance_m": float(np.median(cell.distance_m)),
     }

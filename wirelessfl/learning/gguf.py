@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from wirelessfl.cache import cache_dir
 from wirelessfl.errors import MissingPackageError
-from wirelessfl.learning.cache import cache_dir
 
 
 def locate(package: str, filename: str, key: str = "model.name") -> Path:

@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 import torch
 
-from wirelessfl.learning.cache import cache_dir
+from wirelessfl.cache import cache_dir
 from wirelessfl.learning.data import (
     IGNORE,
     InstructionData,

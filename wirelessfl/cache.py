@@ -1,4 +1,5 @@
-"""The on-disk cache of derived data (tokenised data sets, dequantised models)."""
+"""The on-disk cache of derived data (tokenised data sets, dequantised models, the
+learning facts `wirelessfl validate` reads without torch)."""
 
 from __future__ import annotations
 
