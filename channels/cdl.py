@@ -51,7 +51,7 @@ from pydantic import Field
 from scipy.special import j0
 
 from channels.base import register_channel
-from channels.phasors import phasors
+from channels.phasors import PhasorTable
 from channels.wideband import CHUNK_ELEMENTS, Wideband, WidebandParams
 
 #: Table 7.5-3: ray offset angles of a cluster with unit rms angle spread
@@ -241,6 +241,7 @@ class CDL(Wideband):
             self._cols * (np.sin(zen) * np.sin(az))[..., None]
             + self._rows * np.cos(zen)[..., None])  # (n, R, U)
         self._steer_a = np.sqrt(r["power"])[:, None] * np.exp(1j * arg)
+        self._table = PhasorTable(self._omega, self._phase, self.hold_interval_s)
 
     def time_correlation(self, lag_s: np.ndarray) -> np.ndarray:
         """``sum_r P_r J0(2 pi f_d sin(theta_r) s)``: a ray's Doppler averaged over the
@@ -253,7 +254,7 @@ class CDL(Wideband):
     def clusters(self, times_s: np.ndarray) -> np.ndarray:
         """Each cluster's coefficient at each antenna, shape (n_links, n_times, N, U)."""
         t = np.asarray(times_s, dtype=float)
-        e = phasors(self._omega, self._phase, t)  # (n, T, R)
+        e = self._table(t)  # (n, T, R)
         out = np.empty((*e.shape[:2], len(self._starts), self.antennas), dtype=complex)
         for n, (a, b) in enumerate(zip(self._starts, self._ends, strict=True)):
             out[:, :, n] = e[:, :, a:b] @ self._steer_a[:, a:b]  # sum of the cluster's rays

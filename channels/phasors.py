@@ -103,3 +103,66 @@ def phasors(omega: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
     cols = np.exp(1j * omega[:, None, :] * (dt * np.arange(g))[:, None])  # (L, G, N)
     out = left[:, :, None, :] * cols[:, None, :, :]  # (L, A, G, N)
     return out.reshape(omega.shape[0], rows * g, omega.shape[1])[:, :m]
+
+
+#: columns ``exp(j omega b step)`` a :class:`PhasorTable` keeps, at most (complex values)
+TABLE_ELEMENTS = 4_000_000
+
+
+class PhasorTable:
+    """The phasors of fixed sinusoids, with the columns of their own time step kept.
+
+    A channel asks for its gains on a grid of its own hold interval ``step``: the
+    middles ``(j + 1/2) step`` of consecutive blocks. The columns
+    ``exp(j omega b step)``, b = 0..G-1 (G = :data:`GRID_ROW`), depend on the channel's
+    draw and step only, so they are computed once; each call then takes one phasor
+    per sinusoid and row of G times, ``exp(j (omega (t0 + a G step) + phi))``, and a
+    product per value: a call of up to G times takes N exponentials per link instead
+    of m N. The columns are not pickled (a checkpoint stays small; they are computed
+    again, equal, on first use), and are kept only while they fit in
+    :data:`TABLE_ELEMENTS` values (otherwise :func:`phasors` computes them per call).
+
+    Parameters
+    ----------
+    omega, phi : ndarray, shape (L, N)
+        Angular frequencies (rad/s) and phases (rad).
+    step : float
+        The grid step the table's columns are for, seconds (the hold interval).
+    """
+
+    def __init__(self, omega: np.ndarray, phi: np.ndarray, step: float) -> None:
+        self.omega, self.phi, self.step = omega, phi, float(step)
+        self.max_omega = float(np.max(np.abs(omega), initial=0.0))
+        self._cols: np.ndarray | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cols": None}
+
+    def _on_grid(self, t: np.ndarray) -> bool:
+        if t.ndim != 1 or t.size < 2 or not (np.isfinite(self.step) and self.step > 0):
+            return False
+        if self.omega.size * GRID_ROW > TABLE_ELEMENTS:
+            return False
+        off = np.max(np.abs(t - (t[0] + self.step * np.arange(t.size))))
+        return bool(off * self.max_omega <= GRID_PHASE_TOL)
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        """Every ``exp(j (omega_ln t_k + phi_ln))``, shape (L, m, N), complex."""
+        t = np.asarray(t, dtype=float)
+        if not self._on_grid(t):
+            return phasors(self.omega, self.phi, t)
+        g = GRID_ROW
+        if self._cols is None:
+            self._cols = np.exp(1j * self.omega[:, None, :]
+                                * (self.step * np.arange(g))[:, None])  # (L, G, N)
+        m = t.size
+        rows = -(-m // g)
+        ph = (self.omega[:, None, :] * (t[0] + (g * self.step) * np.arange(rows))[:, None]
+              + self.phi[:, None, :])
+        left = np.empty(ph.shape, dtype=complex)  # (L, A, N)
+        np.cos(ph, out=left.real)
+        np.sin(ph, out=left.imag)
+        if rows == 1:
+            return left * self._cols[:, :m]
+        out = left[:, :, None, :] * self._cols[:, None, :, :]  # (L, A, G, N)
+        return out.reshape(self.omega.shape[0], rows * g, self.omega.shape[1])[:, :m]

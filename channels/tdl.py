@@ -36,7 +36,7 @@ from pydantic import Field
 from scipy.special import j0
 
 from channels.base import register_channel
-from channels.phasors import phasors
+from channels.phasors import PhasorTable
 from channels.wideband import Wideband, WidebandParams
 
 #: TR 38.901 Table 7.7.2-1..5: (normalised delays, powers in dB); for D and E the first
@@ -149,10 +149,11 @@ class TDL(Wideband):
         alpha = rng.uniform(0, 2 * np.pi, (self.n_links, m))
         self._omega = 2 * np.pi * self.f_d * np.cos(alpha)  # (links, M), rad/s
         self._phi = rng.uniform(0, 2 * np.pi, (self.n_links, m))
+        self._table = PhasorTable(self._omega, self._phi, self.hold_interval_s)
 
     def _sinusoids(self, t: np.ndarray) -> np.ndarray:
         """``exp(j (omega_i t + phi_i))``, shape (n_links, n_times, M)."""
-        return phasors(self._omega, self._phi, t)
+        return self._table(t)
 
     def _chunks(self, times_s: np.ndarray):
         t = np.asarray(times_s, dtype=float)

@@ -87,3 +87,48 @@ def test_the_precision_rule_stops_once_the_standard_error_is_small():
     # precision 0 is the old estimate: every round
     assert expected.expected_round_latency_s(_cell(), 0.01, 2e6, 0.0, 50) == \
         expected.round_latency_estimate(_cell(), 0.01, 2e6, 0.0, 50).mean_s
+
+
+def _jakes_cell(f_d: float = 20.0, k: int = 3):
+    from channels.jakes import JakesParams, JakesRayleigh
+
+    cell = _cell()
+    cell.channel = JakesRayleigh(JakesParams(max_doppler_hz=f_d))
+    cell.distance_m = np.linspace(50.0, 90.0, k)
+    return cell
+
+
+def test_a_bounded_estimate_samples_long_uploads_coarser_and_agrees():
+    """Uploads over ~100 coherence times: under a work bound the hold interval grows
+    (to at most half a coherence time) and the mean stays within the errors of the
+    model's own resolution."""
+    cell = _jakes_cell()
+    ch = cell.channel
+    bits = 4e6  # ~2 s at 2 Mbit/s: ~100 coherence times of 21 ms
+    fine = expected.round_latency_estimate(cell, 0.0, bits, 0.0, n_rounds=30, seed=3)
+    assert fine.hold_interval_s == ch.hold_interval_s
+    bounded = expected.round_latency_estimate(cell, 0.0, bits, 0.0, n_rounds=30, seed=3,
+                                              max_values=1e4)
+    assert ch.hold_interval_s < bounded.hold_interval_s <= 0.5 * ch.coherence_time_s
+    assert bounded.rounds >= expected.MIN_ROUNDS
+    spread = np.hypot(fine.standard_error_s, bounded.standard_error_s)
+    assert abs(bounded.mean_s - fine.mean_s) <= 4 * spread
+    # a generous bound changes nothing: the same draws, the same numbers
+    same = expected.round_latency_estimate(cell, 0.0, bits, 0.0, n_rounds=30, seed=3,
+                                           max_values=1e12)
+    assert same == fine
+
+
+def test_a_bound_under_one_coarse_round_plays_one_round_and_says_so():
+    cell = _jakes_cell()
+    est = expected.round_latency_estimate(cell, 0.0, 4e6, 0.0, n_rounds=30, max_values=10)
+    assert est.rounds == 1 and np.isnan(est.standard_error_s)
+    assert est.hold_interval_s == 0.5 * cell.channel.coherence_time_s
+
+
+def test_block_fading_is_never_resampled():
+    """An i.i.d. block model's blocks are its law: a bound plays fewer rounds (at least
+    MIN_ROUNDS), never longer blocks."""
+    est = expected.round_latency_estimate(_cell(), 0.01, 2e7, 0.0, n_rounds=50,
+                                          max_values=1e3)
+    assert est.hold_interval_s == 0.01 and est.rounds == expected.MIN_ROUNDS

@@ -20,6 +20,10 @@ import numpy as np
 from wirelessfl.control.planning import stationary
 from wirelessfl.sim.expected import round_latency_estimate
 
+#: channel values (links x hold intervals x response size) ``validate``'s latency estimate
+#: draws at most after its first round (:func:`~wirelessfl.sim.expected.round_latency_estimate`)
+VALIDATE_MAX_VALUES = 1e7
+
 
 @dataclass(frozen=True)
 class RoundSizes:
@@ -193,7 +197,7 @@ def validate_summary(p: Plan) -> dict[str, Any]:
     estimate = round_latency_estimate(
         cell, s.compute_s[ids], full[ids], initial_broadcast_s(cell, p.broadcast_bits),
         sc.sim.expected_latency_rounds, seed=sc.seed,
-        precision=sc.sim.expected_latency_precision)
+        precision=sc.sim.expected_latency_precision, max_values=VALIDATE_MAX_VALUES)
     return {
         "clients": sc.clients.count,
         "population": "lazy" if sc.lazy_population else "eager",
@@ -209,5 +213,6 @@ def validate_summary(p: Plan) -> dict[str, Any]:
         "expected_round_latency_s": estimate.mean_s,
         "expected_round_latency_se_s": estimate.standard_error_s,
         "expected_latency_rounds_played": estimate.rounds,
+        "expected_latency_hold_s": estimate.hold_interval_s,
         "median_client_distance_m": float(np.median(cell.distance_m)),
     }
