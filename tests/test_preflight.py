@@ -218,3 +218,18 @@ def test_preflight_plan_builds_once_then_reads(cache, monkeypatch):
     assert calls == [1]
     assert p1.train_examples == p2.train_examples == 479
     np.testing.assert_array_equal(p1.sizes.bits_table, p2.sizes.bits_table)
+
+
+def test_the_cache_keeps_the_most_recently_used_entries(tmp_path):
+    folder = tmp_path / "facts"
+    folder.mkdir()
+    for i in range(12):
+        f = folder / f"{i:02d}.json"
+        f.write_text("{}")
+        os.utime(f, ns=(i * 10**9, i * 10**9))
+    os.utime(folder / "00.json")  # read just now: kept
+    facts.prune(folder, keep=8)
+    left = sorted(p.name for p in folder.glob("*.json"))
+    assert left == ["00.json", "07.json", "08.json", "09.json", "10.json", "11.json"]
+    facts.prune(folder, keep=8)  # under the limit: nothing goes
+    assert len(list(folder.glob("*.json"))) == 6

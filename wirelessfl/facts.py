@@ -21,7 +21,8 @@ The key is a SHA-256 of
   or ``data.options`` names (all the files of a folder), and of the module file of a
   ``module:Class`` plug-in name.
 
-``WIRELESSFL_CACHE=off`` turns the cache off (every ``validate`` builds in full).
+``WIRELESSFL_CACHE=off`` turns the cache off (every ``validate`` builds in full). The
+folder keeps at most :data:`MAX_ENTRIES` entries, the most recently used.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ RADIO_KEPT = "bits_per_value"
 FORMAT = 1
 #: At most this many files of a folder named in the options enter the key.
 MAX_FILES = 10_000
+#: Stored entries kept at most; beyond, the least recently used are removed (to 3/4).
+MAX_ENTRIES = 2_000
 
 
 @dataclass(frozen=True)
@@ -248,9 +251,14 @@ def load_facts(key: str) -> LearningFacts | None:
     if path is None:
         return None
     try:
-        return LearningFacts.from_json(path.read_text())
+        facts = LearningFacts.from_json(path.read_text())
     except (OSError, ValueError, UnicodeDecodeError):
         return None
+    try:
+        os.utime(path)  # recently used: kept when the folder is pruned
+    except OSError:
+        pass
+    return facts
 
 
 def save_facts(key: str, facts: LearningFacts) -> None:
@@ -269,5 +277,24 @@ def save_facts(key: str, facts: LearningFacts) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        prune(path.parent)
     except OSError:
         return
+
+
+def prune(folder: Path, keep: int = MAX_ENTRIES) -> None:
+    """Remove the least recently used entries of ``folder`` when it holds more than
+    ``keep`` (every source edit makes new keys: old entries are never read again),
+    down to three quarters of ``keep``."""
+    entries = list(folder.glob("*.json"))
+    if len(entries) <= keep:
+        return
+    stamped = []
+    for e in entries:
+        try:
+            stamped.append((e.stat().st_mtime_ns, e))
+        except OSError:  # removed meanwhile by another process
+            continue
+    stamped.sort()
+    for _, e in stamped[: len(stamped) - (3 * keep) // 4]:
+        e.unlink(missing_ok=True)
