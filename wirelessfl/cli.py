@@ -110,13 +110,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from wirelessfl.scenario import load_scenario
 
     sc = load_scenario(args.scenario, args.overrides)  # before anything heavy: fast errors
-    from wirelessfl import build, preflight
-
-    build.device_profiles(sc)  # the radio side needs no torch
-    build.build_cell(sc)
+    from wirelessfl import preflight
     from wirelessfl.sizes import budget_warning, validate_summary
 
-    plan, lines = preflight.plan(sc, offline=args.offline)
+    plan, lines = preflight.plan(sc, offline=args.offline)  # radio errors before torch
     info = {**validate_summary(plan), **lines}
     print(f"{args.scenario}: valid")
     warning = budget_warning(plan)

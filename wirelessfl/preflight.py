@@ -19,13 +19,13 @@ from wirelessfl.selection import n_selected
 from wirelessfl.sizes import Plan, RoundSizes
 
 
-def learning_facts(c: build.Components) -> LearningFacts:
-    """What the built components ``c`` contribute to the plan from the learning side."""
-    p = c.plan()
-    return LearningFacts(rows=c.sizes.rows(), round_flops=c.sizes.round_flops,
+def learning_facts(p: Plan, info: dict[str, Any]) -> LearningFacts:
+    """What the plan ``p`` of built components takes from the learning side, with the
+    controller's lines ``info``."""
+    return LearningFacts(rows=p.sizes.rows(), round_flops=p.sizes.round_flops,
                          broadcast_bits=float(p.broadcast_bits), sparsifies=p.sparsifies,
                          train_examples=p.train_examples, test_examples=p.test_examples,
-                         trainable_values=p.trainable_values, info=dict(c.preparation.info))
+                         trainable_values=p.trainable_values, info=dict(info))
 
 
 def remember(sc: Scenario, c: build.Components) -> None:
@@ -35,22 +35,23 @@ def remember(sc: Scenario, c: build.Components) -> None:
     if c.preparation.info:
         return
     try:
-        save_facts(facts_key(sc), learning_facts(c))
+        save_facts(facts_key(sc), learning_facts(c.plan(), c.preparation.info))
     except OSError:  # a file that vanished while being stamped: nothing is stored
         return
 
 
-def from_facts(sc: Scenario, facts: LearningFacts) -> Plan | None:
-    """The plan of ``sc`` from its learning ``facts``, with every radio-side check (in
-    the order a full build makes them); None when the facts lack a client's rank.
+def from_facts(sc: Scenario, facts: LearningFacts, profiles: list[Any], cell: Any
+               ) -> Plan | None:
+    """The plan of ``sc`` from its learning ``facts``, its device ``profiles`` and
+    ``cell`` (built and checked first, by :func:`plan`), with every other radio-side
+    check in the order a full build makes them; None when the facts lack a client's
+    rank.
 
     Raises
     ------
     ScenarioError, PluginError
         What a full build raises for the radio side (one line naming the key).
     """
-    profiles = build.device_profiles(sc)
-    cell = build.build_cell(sc)
     controller = build.build_controller(sc)
     ranks = build.client_ranks(sc)
     if not set(ranks) <= set(facts.rows):
@@ -67,19 +68,23 @@ def from_facts(sc: Scenario, facts: LearningFacts) -> Plan | None:
 def plan(sc: Scenario, offline: bool = False) -> tuple[Plan, dict[str, Any]]:
     """The plan of ``sc`` and the controller's lines (``Preparation.info``).
 
-    From the stored learning facts when there are some for ``sc`` (no torch);
-    otherwise, or with ``offline`` (the controller's offline stage runs), from a full
-    build, whose facts are then stored (not those of an offline stage, which changes
-    the scenario).
+    The device profiles and the cell are built and checked first, before anything
+    imports torch (fast one-line errors). Then from the stored learning facts when
+    there are some for ``sc`` (no torch); otherwise, or with ``offline`` (the
+    controller's offline stage runs), from a full build, whose facts are then stored
+    (not those of an offline stage, which changes the scenario).
     """
+    profiles = build.device_profiles(sc)
+    cell = build.build_cell(sc)
     key = facts_key(sc)
     if not offline:
         facts = load_facts(key)
         if facts is not None:
-            quick = from_facts(sc, facts)
+            quick = from_facts(sc, facts, profiles, cell)
             if quick is not None:
                 return quick, dict(facts.info)
     c = build.build_run(sc, offline=offline)
+    p = c.plan()
     if not offline:
-        save_facts(key, learning_facts(c))
-    return c.plan(), dict(c.preparation.info)
+        save_facts(key, learning_facts(p, c.preparation.info))
+    return p, dict(c.preparation.info)

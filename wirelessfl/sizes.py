@@ -88,8 +88,9 @@ class RoundSizes:
 
     def rows(self) -> dict[int, list[float]]:
         """The payload row of each distinct rank (what :meth:`from_rows` takes)."""
-        first = {int(r): k for k, r in reversed(list(enumerate(self.ranks.tolist())))}
-        return {r: self.bits_table[k].tolist() for r, k in sorted(first.items())}
+        distinct, first = np.unique(self.ranks, return_index=True)
+        return {int(r): self.bits_table[k].tolist() for r, k in zip(distinct, first,
+                                                                      strict=True)}
 
     @property
     def full_bits(self) -> np.ndarray:
