@@ -22,6 +22,39 @@ GRID_PHASE_TOL = 1e-9
 CHUNK_ELEMENTS = 2_000_000
 
 
+def _expj(ph: np.ndarray) -> np.ndarray:
+    """``exp(j ph)`` of real phases, as cosine and sine (faster than a complex exp)."""
+    out = np.empty(ph.shape, dtype=complex)
+    np.cos(ph, out=out.real)
+    np.sin(ph, out=out.imag)
+    return out
+
+
+def _grid_offset(t: np.ndarray, t0: float, dt: float) -> float:
+    """The largest distance of the times ``t`` from the grid ``t0 + k dt``, seconds."""
+    return float(np.max(np.abs(t - (t0 + dt * np.arange(t.size)))))
+
+
+def _on_grid(omega: np.ndarray, phi: np.ndarray, t0: float, dt: float, m: int,
+             cols: np.ndarray) -> np.ndarray:
+    """Every ``exp(j (omega_ln (t0 + k dt) + phi_ln))``, k = 0..m-1, shape (L, m, N):
+    one phasor per row of G times (``exp(j (omega (t0 + a G dt) + phi))``) times the
+    columns ``cols = exp(j omega b dt)``, b = 0..G-1, shape (L, G, N)."""
+    g = cols.shape[1]
+    rows = -(-m // g)
+    left = _expj(omega[:, None, :] * (t0 + (g * dt) * np.arange(rows))[:, None]
+                 + phi[:, None, :])  # (L, A, N)
+    if rows == 1:
+        return left * cols[:, :m]
+    out = left[:, :, None, :] * cols[:, None, :, :]  # (L, A, G, N)
+    return out.reshape(omega.shape[0], rows * g, omega.shape[1])[:, :m]
+
+
+def _columns(omega: np.ndarray, dt: float, g: int) -> np.ndarray:
+    """``exp(j omega b dt)``, b = 0..g-1, shape (L, g, N)."""
+    return np.exp(1j * omega[:, None, :] * (dt * np.arange(g))[:, None])
+
+
 def even_grid(t: np.ndarray, max_omega: float, min_times: int = 4 * GRID_ROW
               ) -> tuple[float, float, int] | None:
     """``(t0, dt, m)`` when the times ``t`` are ``t0 + k dt``, k = 0..m-1, to within
@@ -33,8 +66,7 @@ def even_grid(t: np.ndarray, max_omega: float, min_times: int = 4 * GRID_ROW
     t0, dt = float(t[0]), float(t[-1] - t[0]) / (m - 1)
     if not (np.isfinite(dt) and dt > 0):
         return None
-    off = np.max(np.abs(t - (t0 + dt * np.arange(m))))
-    return (t0, dt, m) if off * max_omega <= GRID_PHASE_TOL else None
+    return (t0, dt, m) if _grid_offset(t, t0, dt) * max_omega <= GRID_PHASE_TOL else None
 
 
 def sinusoids_on_grid(omega: np.ndarray, phi: np.ndarray, t0: float, dt: float,
@@ -88,21 +120,9 @@ def phasors(omega: np.ndarray, phi: np.ndarray, t: np.ndarray) -> np.ndarray:
     t = np.asarray(t, dtype=float)
     grid = even_grid(t, float(np.max(np.abs(omega), initial=0.0)), min_times=16)
     if grid is None:
-        ph = omega[:, None, :] * t[:, None] + phi[:, None, :]
-        out = np.empty(ph.shape, dtype=complex)
-        np.cos(ph, out=out.real)
-        np.sin(ph, out=out.imag)
-        return out
+        return _expj(omega[:, None, :] * t[:, None] + phi[:, None, :])
     t0, dt, m = grid
-    g = max(1, int(round(np.sqrt(m))))
-    rows = -(-m // g)
-    ph = omega[:, None, :] * (t0 + (g * dt) * np.arange(rows))[:, None] + phi[:, None, :]
-    left = np.empty(ph.shape, dtype=complex)  # (L, A, N)
-    np.cos(ph, out=left.real)
-    np.sin(ph, out=left.imag)
-    cols = np.exp(1j * omega[:, None, :] * (dt * np.arange(g))[:, None])  # (L, G, N)
-    out = left[:, :, None, :] * cols[:, None, :, :]  # (L, A, G, N)
-    return out.reshape(omega.shape[0], rows * g, omega.shape[1])[:, :m]
+    return _on_grid(omega, phi, t0, dt, m, _columns(omega, dt, max(1, int(round(np.sqrt(m))))))
 
 
 #: columns ``exp(j omega b step)`` a :class:`PhasorTable` keeps, at most (complex values)
@@ -138,31 +158,19 @@ class PhasorTable:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_cols": None}
 
-    def _on_grid(self, t: np.ndarray) -> bool:
+    def _fits(self, t: np.ndarray) -> bool:
+        """Whether ``t`` is a grid of the table's step (and the table fits)."""
         if t.ndim != 1 or t.size < 2 or not (np.isfinite(self.step) and self.step > 0):
             return False
         if self.omega.size * GRID_ROW > TABLE_ELEMENTS:
             return False
-        off = np.max(np.abs(t - (t[0] + self.step * np.arange(t.size))))
-        return bool(off * self.max_omega <= GRID_PHASE_TOL)
+        return _grid_offset(t, float(t[0]), self.step) * self.max_omega <= GRID_PHASE_TOL
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         """Every ``exp(j (omega_ln t_k + phi_ln))``, shape (L, m, N), complex."""
         t = np.asarray(t, dtype=float)
-        if not self._on_grid(t):
+        if not self._fits(t):
             return phasors(self.omega, self.phi, t)
-        g = GRID_ROW
         if self._cols is None:
-            self._cols = np.exp(1j * self.omega[:, None, :]
-                                * (self.step * np.arange(g))[:, None])  # (L, G, N)
-        m = t.size
-        rows = -(-m // g)
-        ph = (self.omega[:, None, :] * (t[0] + (g * self.step) * np.arange(rows))[:, None]
-              + self.phi[:, None, :])
-        left = np.empty(ph.shape, dtype=complex)  # (L, A, N)
-        np.cos(ph, out=left.real)
-        np.sin(ph, out=left.imag)
-        if rows == 1:
-            return left * self._cols[:, :m]
-        out = left[:, :, None, :] * self._cols[:, None, :, :]  # (L, A, G, N)
-        return out.reshape(self.omega.shape[0], rows * g, self.omega.shape[1])[:, :m]
+            self._cols = _columns(self.omega, self.step, GRID_ROW)
+        return _on_grid(self.omega, self.phi, float(t[0]), self.step, t.size, self._cols)
