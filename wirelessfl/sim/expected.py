@@ -126,6 +126,8 @@ def round_latency_estimate(cell, compute_s, bits, downlink_s: float, n_rounds: i
     if ch is None:
         ch = _fresh(model, k, seed, hold_s)
     tc = ch.coherence_time_s if np.isfinite(ch.coherence_time_s) else 0.0
+    # the running total gives the mean summed in round order, as before (np.mean sums
+    # pairwise: TSFA's offline choice must not move in its last bits)
     t0, total, played, latencies = 0.0, 0.0, 0, []
     hold = ch.hold_interval_s if np.isfinite(ch.hold_interval_s) else 0.0
     while played < n_rounds:
@@ -143,7 +145,7 @@ def round_latency_estimate(cell, compute_s, bits, downlink_s: float, n_rounds: i
                                     getattr(ch, "response_size", 1), max_values,
                                     1 if hard else MIN_ROUNDS)
         t0, end = end + tc, None  # next round starts in a fresh block
-    se = float(np.std(latencies, ddof=1)) / np.sqrt(played) if played > 1 else float("nan")
+    se = _standard_error(latencies) if played > 1 else float("nan")
     return LatencyEstimate(total / played, se, played, float(ch.hold_interval_s))
 
 
@@ -176,9 +178,9 @@ def _bounded_hold(model, k: int, seed: int, play, max_values: float):
     values = k * span / hold * max(getattr(model, "response_size", 1), 1) * MIN_ROUNDS
     if values <= max_values:
         return None, None, None
-    finer = hold * values / max_values
-    if finer < coarsest:
-        return float(finer), None, None
+    coarser = hold * values / max_values
+    if coarser < coarsest:
+        return float(coarser), None, None
     return float(coarsest), pilot, span
 
 
@@ -193,8 +195,13 @@ def _round_bound(n_rounds: int, samples: float, response_size: int,
     return n
 
 
+def _standard_error(values: list[float]) -> float:
+    """The standard error of the mean of ``values`` (sample standard deviation over the
+    square root of their number)."""
+    return float(np.std(values, ddof=1)) / np.sqrt(len(values))
+
+
 def _settled(values: list[float], precision: float) -> bool:
     """Whether the standard error of the mean of ``values`` is at most ``precision``
     times their mean."""
-    x = np.asarray(values)
-    return float(np.std(x, ddof=1)) / np.sqrt(len(x)) <= precision * abs(float(x.mean()))
+    return _standard_error(values) <= precision * abs(float(np.mean(values)))
