@@ -139,16 +139,28 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
+def _tree(root: Path, suffix: str = "", skip: tuple[str, ...] = ()) -> list[Any]:
+    """(relative name, size, mtime) of the files under ``root`` ending in ``suffix``,
+    in sorted order, leaving out the folders named in ``skip``; at most
+    :data:`MAX_FILES` of them."""
+    out: list[Any] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in skip)
+        for n in sorted(names):
+            if n.endswith(suffix):
+                st = (Path(folder) / n).stat()
+                out.append([os.path.relpath(Path(folder) / n, root), st.st_size,
+                            st.st_mtime_ns])
+                if len(out) >= MAX_FILES:
+                    return out
+    return out
+
+
 def _stamp(path: Path) -> list[Any]:
-    """(name, size, mtime) of ``path``, or of every file under it when a folder."""
+    """(name, size, mtime) of ``path``, or its name and every file under it when a
+    folder."""
     if path.is_dir():
-        files = []
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            files += [Path(root) / n for n in sorted(names)]
-            if len(files) > MAX_FILES:
-                break
-        return [s for f in files[:MAX_FILES] for s in _stamp(f)]
+        return [str(path), _tree(path)]
     st = path.stat()
     return [str(path), st.st_size, st.st_mtime_ns]
 
@@ -219,16 +231,7 @@ def _sources() -> list[Any]:
     spec = find_spec("channels")
     if spec is not None and spec.origin is not None:
         roots.append(Path(spec.origin).parent)
-    out = []
-    for root in roots:
-        for folder, dirs, names in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for n in sorted(names):
-                if n.endswith(".py"):
-                    st = (Path(folder) / n).stat()
-                    out.append([os.path.relpath(Path(folder) / n, root), st.st_size,
-                                st.st_mtime_ns])
-    return out
+    return [_tree(root, ".py", ("__pycache__",)) for root in roots]
 
 
 def facts_key(sc: Scenario) -> str:
